@@ -1,0 +1,56 @@
+"""Bearer tokens: random, stored as SHA-256, looked up by hash, scoped, bound to a tenant."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from .errors import Forbidden, Unauthorized
+from .models import ApiToken
+
+SCOPES = ("scim", "sessions", "admin", "ssf")
+TOKEN_PREFIX = "sb_"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the token's name, scope and tenant."""
+
+    token_name: str
+    scope: str
+    tenant_id: int
+    tenant_name: str
+
+
+def new_token() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def bearer_token(authorization: str | None) -> str:
+    """The token of an ``Authorization: Bearer <token>`` header (scheme case-insensitive)."""
+    if not authorization:
+        raise Unauthorized("missing Authorization header; send 'Authorization: Bearer <token>'")
+    scheme, _, token = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("the Authorization header must be 'Bearer <token>'")
+    return token.strip()
+
+
+def authenticate(session: Session, authorization: str | None, scope: str) -> Principal:
+    token = bearer_token(authorization)
+    digest = hash_token(token)
+    row = session.scalar(select(ApiToken).where(ApiToken.token_hash == digest))
+    if row is None or row.revoked_at is not None or not hmac.compare_digest(row.token_hash, digest):
+        raise Unauthorized("the bearer token is unknown or revoked")
+    if row.scope != scope:
+        raise Forbidden(f"this token has scope '{row.scope}'; this endpoint needs '{scope}'")
+    return Principal(row.name, row.scope, row.tenant_id, row.tenant.name)

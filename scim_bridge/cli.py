@@ -1,0 +1,143 @@
+"""The ``scim-bridge`` command: serve, db, tenant, token."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from .db import begin_write, make_engine, make_sessionmaker
+from .errors import BridgeError
+from .settings import Settings
+
+
+def _settings() -> Settings:
+    return Settings.from_env()
+
+
+def _in_transaction(work: Callable[[Any], Any]) -> Any:
+    """Run ``work(session)`` in one committed transaction; errors become clean CLI errors."""
+    from . import migrate
+
+    settings = _settings()
+    migrate.upgrade(settings.database_url)
+    engine = make_engine(settings.database_url)
+    try:
+        with make_sessionmaker(engine)() as session:
+            begin_write(session)
+            result = work(session)
+            session.commit()
+            return result
+    except BridgeError as error:
+        raise click.ClickException(error.detail) from None
+    finally:
+        engine.dispose()
+
+
+@click.group()
+def main() -> None:
+    """scim-bridge: SCIM 2.0 provisioning that revokes sessions the moment access changes."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, type=int)
+@click.option("--workers", default=2, show_default=True, type=int)
+@click.option("--threads", default=4, show_default=True, type=int, help="Threads per worker.")
+def serve(host: str, port: int, workers: int, threads: int) -> None:
+    """Migrate the database and serve with gunicorn."""
+    from . import migrate
+    from .server import run
+
+    settings = _settings()
+    public_url = settings.public_url or f"http://{host}:{port}"
+    first = migrate.bootstrap(settings.database_url)
+    if first is not None:
+        click.echo(f"SCIM base URL: {public_url.rstrip('/')}/scim/v2")
+        click.echo(f"SCIM token:    {first.scim_token}")
+        click.echo(f"Admin token:   {first.admin_token}")
+        click.echo("These tokens are shown once; only their hashes are stored.")
+    sys.stdout.flush()
+    run(settings.with_(public_url=public_url), host=host, port=port, workers=workers,
+        threads=threads)
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every pending migration."""
+    from . import migrate
+
+    migrate.upgrade(_settings().database_url)
+    click.echo("database is up to date")
+
+
+@main.group()
+def tenant() -> None:
+    """Tenants (customer organizations)."""
+
+
+@tenant.command("create")
+@click.argument("name")
+def tenant_create(name: str) -> None:
+    from .services import tokens
+
+    _in_transaction(lambda session: tokens.create_tenant(session, name))
+    click.echo(name)
+
+
+@tenant.command("list")
+def tenant_list() -> None:
+    from sqlalchemy import select
+
+    from .models import Tenant
+
+    for name in _in_transaction(
+        lambda session: list(session.scalars(select(Tenant.name).order_by(Tenant.id)))
+    ):
+        click.echo(name)
+
+
+@main.group()
+def token() -> None:
+    """API tokens (stored hashed)."""
+
+
+@token.command("create")
+@click.option("--name", required=True)
+@click.option("--scope", required=True, type=click.Choice(["scim", "sessions", "admin", "ssf"]))
+@click.option("--tenant", "tenant_name", default=None, help="Tenant (default: 'default').")
+def token_create(name: str, scope: str, tenant_name: str | None) -> None:
+    """Print only the new token on stdout."""
+    from .services import tokens
+
+    click.echo(_in_transaction(lambda s: tokens.create_token(s, name, scope, tenant_name)))
+
+
+@token.command("list")
+def token_list() -> None:
+    from .services import tokens
+
+    def rows(session: Any) -> list[str]:
+        return [
+            f"{t.name}\t{t.scope}\t{t.tenant.name}\t{'revoked' if t.revoked_at else 'active'}"
+            for t in tokens.list_tokens(session)
+        ]
+
+    for line in _in_transaction(rows):
+        click.echo(line)
+
+
+@token.command("revoke")
+@click.argument("name")
+def token_revoke(name: str) -> None:
+    from .services import tokens
+
+    _in_transaction(lambda session: tokens.revoke_token(session, name))
+    click.echo(f"revoked {name}")

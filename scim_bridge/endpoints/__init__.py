@@ -1,0 +1,1 @@
+"""Flask blueprints: authenticate, parse, call one service operation, render."""

@@ -1,0 +1,99 @@
+"""One exception tree for every surface; each endpoint family renders it in its own format.
+
+``scim_type`` values are the ones RFC 7644 §3.12 defines.
+"""
+
+from __future__ import annotations
+
+
+class BridgeError(Exception):
+    status = 400
+    scim_type: str | None = None
+    #: Short machine word for the request log and JSON ``error`` field.
+    error = "invalid_request"
+
+    def __init__(self, detail: str, *, scim_type: str | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        if scim_type is not None:
+            self.scim_type = scim_type
+
+
+class BadRequest(BridgeError):
+    status = 400
+
+
+class InvalidFilter(BadRequest):
+    scim_type = "invalidFilter"
+    error = "invalid_filter"
+
+
+class InvalidSyntax(BadRequest):
+    scim_type = "invalidSyntax"
+    error = "invalid_syntax"
+
+
+class InvalidPath(BadRequest):
+    scim_type = "invalidPath"
+    error = "invalid_path"
+
+
+class NoTarget(BadRequest):
+    scim_type = "noTarget"
+    error = "no_target"
+
+
+class InvalidValue(BadRequest):
+    scim_type = "invalidValue"
+    error = "invalid_value"
+
+
+class Mutability(BadRequest):
+    scim_type = "mutability"
+    error = "mutability"
+
+
+class TooMany(BadRequest):
+    scim_type = "tooMany"
+    error = "too_many"
+
+
+class Unauthorized(BridgeError):
+    status = 401
+    error = "invalid_token"
+
+
+class Forbidden(BridgeError):
+    status = 403
+    error = "forbidden"
+
+
+class NotFound(BridgeError):
+    status = 404
+    error = "not_found"
+
+
+class MethodNotAllowed(BridgeError):
+    status = 405
+    error = "method_not_allowed"
+
+
+class Conflict(BridgeError):
+    status = 409
+    scim_type = "uniqueness"
+    error = "uniqueness"
+
+
+class PreconditionFailed(BridgeError):
+    status = 412
+    error = "precondition_failed"
+
+
+class PayloadTooLarge(BridgeError):
+    status = 413
+    error = "payload_too_large"
+
+
+class NotModified(BridgeError):
+    status = 304
+    error = "not_modified"

@@ -1,0 +1,216 @@
+"""The stored shape: tenants, tokens, users with their multi-valued rows, groups, memberships,
+application sessions, signing keys, the revocation/audit log and the SCIM request log."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from .db import Base, UTCDateTime, new_id, utcnow
+
+ID = String(64)
+
+
+class Tenant(Base):
+    __tablename__ = "tenants"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ApiToken(Base):
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    scope: Mapped[str] = mapped_column(String(20))
+    #: SHA-256 of the token; the token itself is never stored.
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+    tenant: Mapped[Tenant] = relationship(lazy="joined")
+
+
+class User(Base):
+    __tablename__ = "users"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "user_name_key", name="uq_users_tenant_user_name"),
+        UniqueConstraint("tenant_id", "external_id", name="uq_users_tenant_external_id"),
+        Index("ix_users_tenant_created", "tenant_id", "created_at", "id"),
+    )
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True, default=new_id)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    user_name: Mapped[str] = mapped_column(String(512))
+    #: userName folded for case-insensitive uniqueness and lookup (RFC 7643 §4.1.1).
+    user_name_key: Mapped[str] = mapped_column(String(512))
+    external_id: Mapped[str | None] = mapped_column(String(512))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    display_name: Mapped[str | None] = mapped_column(String(512))
+    nick_name: Mapped[str | None] = mapped_column(String(512))
+    profile_url: Mapped[str | None] = mapped_column(String(2048))
+    title: Mapped[str | None] = mapped_column(String(512))
+    user_type: Mapped[str | None] = mapped_column(String(512))
+    preferred_language: Mapped[str | None] = mapped_column(String(64))
+    locale: Mapped[str | None] = mapped_column(String(64))
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    name_formatted: Mapped[str | None] = mapped_column(String(1024))
+    name_family: Mapped[str | None] = mapped_column(String(512))
+    name_given: Mapped[str | None] = mapped_column(String(512))
+    name_middle: Mapped[str | None] = mapped_column(String(512))
+    name_prefix: Mapped[str | None] = mapped_column(String(128))
+    name_suffix: Mapped[str | None] = mapped_column(String(128))
+    employee_number: Mapped[str | None] = mapped_column(String(256))
+    cost_center: Mapped[str | None] = mapped_column(String(256))
+    organization: Mapped[str | None] = mapped_column(String(512))
+    division: Mapped[str | None] = mapped_column(String(512))
+    department: Mapped[str | None] = mapped_column(String(512))
+    manager_id: Mapped[str | None] = mapped_column(String(512), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_modified: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+    values: Mapped[list[UserValue]] = relationship(
+        back_populates="user",
+        cascade="all, delete-orphan",
+        order_by="(UserValue.attribute, UserValue.position)",
+        passive_deletes=True,
+    )
+
+
+class UserValue(Base):
+    """One entry of a multi-valued complex attribute (emails, phoneNumbers, addresses, ...)."""
+
+    __tablename__ = "user_values"
+    __table_args__ = (
+        Index("ix_user_values_attribute_value_key", "attribute", "value_key"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    attribute: Mapped[str] = mapped_column(String(64))
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    value: Mapped[str | None] = mapped_column(Text)
+    value_key: Mapped[str | None] = mapped_column(String(512))
+    display: Mapped[str | None] = mapped_column(String(512))
+    type: Mapped[str | None] = mapped_column(String(64))
+    primary: Mapped[bool | None] = mapped_column(Boolean)
+    formatted: Mapped[str | None] = mapped_column(Text)
+    street_address: Mapped[str | None] = mapped_column(String(512))
+    locality: Mapped[str | None] = mapped_column(String(256))
+    region: Mapped[str | None] = mapped_column(String(256))
+    postal_code: Mapped[str | None] = mapped_column(String(64))
+    country: Mapped[str | None] = mapped_column(String(64))
+
+    user: Mapped[User] = relationship(back_populates="values")
+
+
+class Group(Base):
+    __tablename__ = "groups"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "display_name_key", name="uq_groups_tenant_display_name"),
+        UniqueConstraint("tenant_id", "external_id", name="uq_groups_tenant_external_id"),
+    )
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True, default=new_id)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    display_name: Mapped[str] = mapped_column(String(512))
+    display_name_key: Mapped[str] = mapped_column(String(512))
+    external_id: Mapped[str | None] = mapped_column(String(512))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_modified: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class Membership(Base):
+    """A user's membership in a group: one row each, changed by SQL deltas only."""
+
+    __tablename__ = "memberships"
+
+    group_id: Mapped[str] = mapped_column(
+        ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[str] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+
+class AppSession(Base):
+    """A session of the application's user; revocation marks it, never deletes it."""
+
+    __tablename__ = "app_sessions"
+    __table_args__ = (Index("ix_app_sessions_user_live", "user_id", "revoked_at"),)
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True, default=new_id)
+    tenant_id: Mapped[int] = mapped_column(Integer)
+    #: No foreign key: the session outlives a deleted user as an audit record.
+    user_id: Mapped[str] = mapped_column(ID)
+    client: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class SigningKey(Base):
+    __tablename__ = "signing_keys"
+
+    kid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    algorithm: Mapped[str] = mapped_column(String(16))
+    private_pem: Mapped[str] = mapped_column(Text)
+    public_jwk: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: When a newer key took over; published until every token it signed has expired.
+    retired_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class Event(Base):
+    """The revocation and audit log; its id is the ordered, replayable cursor."""
+
+    __tablename__ = "events"
+    __table_args__ = (
+        Index("ix_events_tenant_user", "tenant_id", "user_id"),
+        Index("ix_events_tenant_type", "tenant_id", "type"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(Integer)
+    type: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[str | None] = mapped_column(ID)
+    group_id: Mapped[str | None] = mapped_column(ID)
+    group_name: Mapped[str | None] = mapped_column(String(512))
+    actor: Mapped[str] = mapped_column(String(256))
+    detail: Mapped[str | None] = mapped_column(Text)
+    session_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
+    occurred_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class RequestLogEntry(Base):
+    """One SCIM request as an admin needs it to answer "why did my sync fail?"."""
+
+    __tablename__ = "request_log"
+    __table_args__ = (Index("ix_request_log_tenant_id", "tenant_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int | None] = mapped_column(Integer)
+    token_name: Mapped[str | None] = mapped_column(String(200))
+    method: Mapped[str] = mapped_column(String(10))
+    path: Mapped[str] = mapped_column(String(2048))
+    status: Mapped[int] = mapped_column(Integer)
+    duration_ms: Mapped[float] = mapped_column()
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

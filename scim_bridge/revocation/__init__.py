@@ -1,0 +1,1 @@
+"""Sessions, their revocation (the one choke point), signing keys and the event log."""

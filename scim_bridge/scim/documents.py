@@ -1,0 +1,157 @@
+"""Tolerant reading of SCIM resource bodies into one canonical shape.
+
+The canonical shape uses the schema's spelling for every key, keeps extension attributes under
+their URN, drops nulls, empty strings, unknown and read-only attributes (RFC 7643 §2.2 / §7 and
+what Okta and Entra ID really send), and coerces values to their declared type, so
+``"active": "False"`` becomes ``False``. Passwords are write-only and never kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ..errors import InvalidValue
+from .schema import Attribute, ResourceType, Schema
+
+_TRUE = {"true"}
+_FALSE = {"false"}
+
+
+def coerce_boolean(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _TRUE:
+        return True
+    if isinstance(value, str) and value.strip().lower() in _FALSE:
+        return False
+    raise InvalidValue(f"'{name}' must be a boolean (true or false), got {value!r}")
+
+
+def coerce(attribute: Attribute, value: Any) -> Any:
+    """Coerce one attribute value; ``None`` means "absent" (null and "" both clear)."""
+    if value is None:
+        return None
+    if attribute.multi_valued:
+        items = value if isinstance(value, list) else [value]
+        return _coerce_multi(attribute, items)
+    if attribute.type == "complex":
+        return _coerce_complex(attribute, value)
+    if attribute.type == "boolean":
+        if isinstance(value, str) and value.strip() == "":
+            return None
+        return coerce_boolean(attribute.name, value)
+    if isinstance(value, bool | dict | list):
+        raise InvalidValue(f"'{attribute.name}' must be a {attribute.type}, got {value!r}")
+    text = str(value)
+    return text if text != "" else None
+
+
+def _coerce_complex(attribute: Attribute, value: Any) -> dict[str, Any] | None:
+    if isinstance(value, list):
+        # The legacy Entra manager form sends [{"$ref": ..., "value": ...}].
+        value = value[0] if value else None
+        if value is None:
+            return None
+    if not isinstance(value, Mapping):
+        if isinstance(value, bool):
+            raise InvalidValue(f"'{attribute.name}' must be an object, got {value!r}")
+        # Entra sets the manager as a plain id string; "" clears it.
+        value_attr = attribute.sub("value")
+        if value_attr is None:
+            raise InvalidValue(f"'{attribute.name}' must be an object, got {value!r}")
+        value = {"value": value}
+    result: dict[str, Any] = {}
+    for key, raw in value.items():
+        sub = attribute.sub(key)
+        if sub is None or sub.mutability == "readOnly" and attribute.mutability != "readOnly":
+            continue
+        coerced = coerce(sub, raw)
+        if coerced is not None:
+            result[sub.name] = coerced
+    return result or None
+
+
+def _coerce_multi(attribute: Attribute, items: list[Any]) -> list[dict[str, Any]] | None:
+    entries: list[dict[str, Any]] = []
+    seen_primary = False
+    for item in items:
+        if item is None:
+            continue
+        if not isinstance(item, Mapping):
+            item = {"value": item}
+        entry: dict[str, Any] = {}
+        for key, raw in item.items():
+            sub = attribute.sub(key)
+            if sub is None:
+                continue
+            coerced = coerce(sub, raw)
+            if coerced is not None:
+                entry[sub.name] = coerced
+        if not entry or entry in entries:
+            continue
+        if entry.get("primary") is True:
+            if seen_primary:
+                entry["primary"] = False
+            seen_primary = True
+        entries.append(entry)
+    return entries or None
+
+
+def _is_writable(attribute: Attribute) -> bool:
+    return attribute.mutability not in ("readOnly",) and attribute.returned != "never"
+
+
+def normalize(document: Mapping[str, Any], resource_type: ResourceType) -> dict[str, Any]:
+    """Read a request body into the canonical shape (see module docstring)."""
+    if not isinstance(document, Mapping):
+        raise InvalidValue("the request body must be a JSON object")
+    result: dict[str, Any] = {}
+    for key, raw in document.items():
+        if not isinstance(key, str) or key.lower() == "schemas":
+            continue
+        extension = _extension(resource_type, key)
+        if extension is not None:
+            if isinstance(raw, Mapping):
+                _merge_extension(result, extension, raw)
+            continue
+        schema, attribute = _lookup(resource_type, key)
+        if attribute is None or schema is None or not _is_writable(attribute):
+            continue
+        value = coerce(attribute, raw)
+        if value is None:
+            continue
+        if schema is resource_type.schema:
+            result[attribute.name] = value
+        else:
+            result.setdefault(schema.id, {})[attribute.name] = value
+    return result
+
+
+def _extension(resource_type: ResourceType, key: str) -> Schema | None:
+    lowered = key.lower()
+    for schema in resource_type.extensions:
+        if schema.id.lower() == lowered:
+            return schema
+    return None
+
+
+def _lookup(resource_type: ResourceType, key: str) -> tuple[Schema | None, Attribute | None]:
+    for schema in resource_type.schemas:
+        attribute = schema.attribute(key)
+        if attribute is not None:
+            return schema, attribute
+    return None, None
+
+
+def _merge_extension(result: dict[str, Any], schema: Schema, raw: Mapping[str, Any]) -> None:
+    block: dict[str, Any] = {}
+    for key, value in raw.items():
+        attribute = schema.attribute(key) if isinstance(key, str) else None
+        if attribute is None or not _is_writable(attribute):
+            continue
+        coerced = coerce(attribute, value)
+        if coerced is not None:
+            block[attribute.name] = coerced
+    if block:
+        result[schema.id] = block

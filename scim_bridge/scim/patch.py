@@ -1,0 +1,540 @@
+"""SCIM PATCH (RFC 7644 §3.5.2): read a PatchOp body into operations, apply them to a canonical
+document, and split group-membership changes off for the service to run in SQL.
+
+Tolerant of every shape Okta and Entra ID send (idp-quirks A9–A12, B13, B20–B21, C10–C30):
+any-case op names and keys, path-less values keyed by attribute paths, ``"False"`` strings,
+``""``/null as "clear", add on single-valued attributes, and value-filter paths that create
+the element they do not find (Entra, C18).
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from scim2_filter_parser import ast
+
+from ..errors import (
+    BridgeError,
+    InvalidFilter,
+    InvalidPath,
+    InvalidSyntax,
+    InvalidValue,
+    Mutability,
+    NoTarget,
+)
+from .documents import coerce
+from .filters import evaluate, parse_value_filter
+from .schema import PATCH_OP, Attribute, ResourceType, Schema, resolve, split_urn_path
+
+__all__ = [
+    "MAX_OPERATIONS",
+    "MemberChange",
+    "Operation",
+    "Path",
+    "apply_operations",
+    "parse_patch_request",
+    "parse_path",
+    "split_group_operations",
+]
+
+OPS = ("add", "remove", "replace")
+MAX_OPERATIONS = 1000
+#: Sub-attributes that only label an element: one holding nothing else is dropped.
+_LABELS = frozenset({"type", "primary", "display"})
+_NAME = r"\$?[A-Za-z][A-Za-z0-9_-]*"
+_ATTR_PATH = re.compile(rf"({_NAME})(\[)?")
+_SUB_ATTR = re.compile(rf"\.({_NAME})")
+
+
+@dataclass(frozen=True)
+class Path:
+    """``attrPath[valFilter].subAttr`` (RFC 7644 §3.5.2, §3.10), in canonical spelling."""
+
+    schema_uri: str | None
+    attribute: str
+    value_filter: Any | None
+    sub_attribute: str | None
+
+
+@dataclass(frozen=True)
+class Operation:
+    op: str
+    path: Path | None
+    value: Any
+
+
+@dataclass(frozen=True)
+class MemberChange:
+    """A group-membership delta the service executes in SQL."""
+
+    kind: str
+    user_ids: tuple[str, ...]
+
+
+# -- reading the request ----------------------------------------------------------------------
+
+
+def parse_patch_request(body: Any, resource_type: ResourceType) -> list[Operation]:
+    """Read a PatchOp body; every path and path-less key is checked before anything changes."""
+    if not isinstance(body, Mapping):
+        raise InvalidSyntax("the PATCH body must be a JSON object with 'Operations'")
+    fields = _lower_keys(body)
+    _check_schemas(fields.get("schemas"))
+    raw_operations = fields.get("operations")
+    if not isinstance(raw_operations, list):
+        raise InvalidSyntax("the PATCH body needs 'Operations', a list of operations")
+    if len(raw_operations) > MAX_OPERATIONS:
+        raise InvalidValue(
+            f"a PATCH request may hold at most {MAX_OPERATIONS} operations, "
+            f"got {len(raw_operations)}"
+        )
+    return [_parse_operation(index, raw, resource_type) for index, raw in enumerate(raw_operations)]
+
+
+def _check_schemas(schemas: Any) -> None:
+    """A missing or empty ``schemas`` is accepted (some clients omit it); one that names
+    other message types means the body is not a PatchOp at all, and is rejected."""
+    if schemas is None or schemas == []:
+        return
+    listed = schemas if isinstance(schemas, list) else [schemas]
+    if not any(isinstance(uri, str) and uri.lower() == PATCH_OP.lower() for uri in listed):
+        raise InvalidSyntax(f"'schemas' must contain {PATCH_OP!r}, got {schemas!r}")
+
+
+def _parse_operation(index: int, raw: Any, resource_type: ResourceType) -> Operation:
+    where = f"Operations[{index}]"
+    if not isinstance(raw, Mapping):
+        raise InvalidSyntax(f"{where} must be an object with 'op', 'path' and 'value'")
+    fields = _lower_keys(raw)
+    op = fields.get("op")
+    if not isinstance(op, str) or op.lower() not in OPS:
+        raise InvalidSyntax(f"{where}.op must be one of add, remove, replace; got {op!r}")
+    op = op.lower()
+    raw_path, value = fields.get("path"), fields.get("value")
+    if isinstance(raw_path, str) and not raw_path.strip():
+        raw_path = None  # "path": "" is read as no path
+    if raw_path is None:
+        if op == "remove":
+            raise NoTarget(f"{where}: 'remove' needs a 'path' (RFC 7644 §3.5.2.2)")
+        if not isinstance(value, Mapping):
+            raise InvalidValue(
+                f"{where}: '{op}' without 'path' needs an object 'value' of attributes"
+            )
+        list(_expand(value, resource_type))  # check every key now, before anything changes
+        return Operation(op, None, value)
+    path = parse_path(raw_path, resource_type)
+    _check_writable(path, resource_type, raw_path)
+    if op != "remove" and "value" not in fields:
+        raise InvalidValue(f"{where}: '{op}' needs a 'value'")
+    return Operation(op, path, value)
+
+
+def _lower_keys(mapping: Mapping[Any, Any]) -> dict[str, Any]:
+    return {key.lower(): value for key, value in mapping.items() if isinstance(key, str)}
+
+
+def parse_path(text: str, resource_type: ResourceType) -> Path:
+    """Parse ``[URN:]attr[[filter]][.sub]``; attribute names match case-insensitively and an
+    un-prefixed extension attribute (``manager``) resolves to its extension."""
+    path = _parse_path(text, resource_type)
+    if path is None:
+        raise InvalidPath(f"path {text!r} names an unknown attribute")
+    return path
+
+
+def _parse_path(text: Any, resource_type: ResourceType) -> Path | None:
+    """The path, or ``None`` when it is well-formed but names an unknown attribute."""
+    if not isinstance(text, str) or not text.strip():
+        raise InvalidPath(f"'path' must be a non-empty string, got {text!r}")
+    text = text.strip()
+    schema, rest = split_urn_path(text, resource_type)
+    if schema is None or not rest:
+        return None
+    name, filter_text, sub_name = _split_path(rest, text)
+    explicit_uri = schema.id if text.lower().startswith("urn:") else None
+    found = resolve(resource_type, explicit_uri, name)
+    if found is None:
+        return None
+    owner, attribute = found
+    value_filter = None
+    if filter_text is not None:
+        if not attribute.multi_valued:
+            raise InvalidPath(f"path {text!r}: '{attribute.name}' is not multi-valued")
+        try:
+            value_filter = parse_value_filter(filter_text)
+        except BridgeError as exc:
+            raise InvalidPath(f"path {text!r} has an invalid filter: {exc.detail}") from exc
+    sub = None
+    if sub_name is not None:
+        sub_attribute = attribute.sub(sub_name)
+        if sub_attribute is None:
+            raise InvalidPath(f"path {text!r}: '{attribute.name}' has no '{sub_name}'")
+        sub = sub_attribute.name
+    schema_uri = owner.id if owner is not resource_type.schema else None
+    return Path(schema_uri, attribute.name, value_filter, sub)
+
+
+def _split_path(rest: str, text: str) -> tuple[str, str | None, str | None]:
+    """(attribute, filter text or None, sub-attribute or None) from ``attr[filter].sub``."""
+    match = _ATTR_PATH.match(rest)
+    if match is None:
+        raise InvalidPath(f"path {text!r} is malformed")
+    name, position, filter_text = match.group(1), match.end(), None
+    if match.group(2):
+        close = _closing_bracket(rest, position)
+        if close is None:
+            raise InvalidPath(f"path {text!r} has an unclosed '['")
+        filter_text, position = rest[position:close], close + 1
+    sub_match = _SUB_ATTR.fullmatch(rest, position) if position < len(rest) else None
+    if position < len(rest) and sub_match is None:
+        raise InvalidPath(f"path {text!r} is malformed")
+    return name, filter_text, sub_match.group(1) if sub_match else None
+
+
+def _closing_bracket(text: str, start: int) -> int | None:
+    """Index of the ``]`` closing a value filter, skipping quoted strings."""
+    in_string = escaped = False
+    for index in range(start, len(text)):
+        char = text[index]
+        if escaped:
+            escaped = False
+        elif in_string and char == "\\":
+            escaped = True
+        elif char == '"':
+            in_string = not in_string
+        elif char == "]" and not in_string:
+            return index
+    return None
+
+
+def _attribute(path: Path, resource_type: ResourceType) -> Attribute:
+    found = resolve(resource_type, path.schema_uri, path.attribute)
+    if found is None:
+        raise InvalidPath(f"unknown attribute {path.attribute!r}")
+    return found[1]
+
+
+def _is_read_only(path: Path, attribute: Attribute) -> bool:
+    sub = attribute.sub(path.sub_attribute) if path.sub_attribute else None
+    return attribute.mutability == "readOnly" or (sub is not None and sub.mutability == "readOnly")
+
+
+def _check_writable(path: Path, resource_type: ResourceType, text: str) -> None:
+    """A path that explicitly targets a read-only attribute is an error (RFC 7644 §3.5.2)."""
+    if _is_read_only(path, _attribute(path, resource_type)):
+        raise Mutability(f"path {text!r} targets a read-only attribute")
+
+
+def _expand(value: Any, resource_type: ResourceType) -> Iterator[tuple[Path, Any]]:
+    """Each key of a path-less value as its own (path, value) pair (RFC 7644 §3.5.2.1).
+
+    Keys are attribute paths (``name.givenName``, ``urn:…:User:employeeNumber``,
+    ``emails[type eq "work"].value``) or an extension URN holding an object. Read-only,
+    write-only and unknown keys are ignored, as in a POST or PUT body (idp-quirks A6, C10).
+    """
+    if not isinstance(value, Mapping):
+        raise InvalidValue(f"a PATCH without 'path' needs an object 'value', got {value!r}")
+    for key, item in value.items():
+        if not isinstance(key, str) or key.lower() == "schemas":
+            continue
+        extension = _extension_named(key, resource_type)
+        if extension is None:
+            yield from _expand_key(key, item, resource_type)
+        elif isinstance(item, Mapping):
+            for name, sub_item in item.items():
+                yield from _expand_key(f"{extension.id}:{name}", sub_item, resource_type)
+        elif item is None:
+            for attribute in extension.attributes:
+                yield Path(extension.id, attribute.name, None, None), None
+        else:
+            raise InvalidValue(f"'{key}' must be an object of extension attributes")
+
+
+def _expand_key(key: str, item: Any, resource_type: ResourceType) -> Iterator[tuple[Path, Any]]:
+    path = _parse_path(key, resource_type)
+    if path is None:
+        return
+    attribute = _attribute(path, resource_type)
+    if not _is_read_only(path, attribute) and attribute.returned != "never":
+        yield path, item
+
+
+def _extension_named(key: str, resource_type: ResourceType) -> Schema | None:
+    lowered = key.lower()
+    return next((s for s in resource_type.extensions if s.id.lower() == lowered), None)
+
+
+# -- applying operations ----------------------------------------------------------------------
+
+
+def apply_operations(
+    document: dict[str, Any], operations: Sequence[Operation], resource_type: ResourceType
+) -> dict[str, Any]:
+    """Apply ``operations`` in order to a copy of the canonical ``document``."""
+    result = copy.deepcopy(document)
+    for operation in operations:
+        if operation.path is not None:
+            _apply(result, operation.op, operation.path, operation.value, resource_type)
+        elif operation.op == "remove":
+            raise NoTarget("'remove' needs a 'path' (RFC 7644 §3.5.2.2)")
+        else:
+            for path, value in _expand(operation.value, resource_type):
+                _apply(result, operation.op, path, value, resource_type)
+    return result
+
+
+def _apply(
+    document: dict[str, Any], op: str, path: Path, value: Any, resource_type: ResourceType
+) -> None:
+    attribute = _attribute(path, resource_type)
+    if _is_read_only(path, attribute):
+        raise Mutability(f"'{path.attribute}' is read-only")
+    if attribute.returned == "never":
+        return  # write-only (password): never stored; Okta's password sync must not fail
+    container = document.setdefault(path.schema_uri, {}) if path.schema_uri else document
+    was_present = attribute.name in container
+    if attribute.multi_valued:
+        _apply_multi(container, op, path, attribute, value)
+    elif path.sub_attribute is not None:
+        sub = attribute.sub(path.sub_attribute)
+        assert sub is not None
+        block = dict(container.get(attribute.name) or {})
+        _set(block, sub, None if op == "remove" else value)
+        _set(container, attribute, block)
+    elif op == "remove":
+        container.pop(attribute.name, None)
+    elif attribute.type == "complex" and isinstance(value, Mapping):
+        _merge_complex(container, attribute, value)
+    else:
+        _set(container, attribute, value)  # add on a single-valued attribute is a replace
+    if path.schema_uri and not container:
+        document.pop(path.schema_uri)
+    if attribute.required and was_present and attribute.name not in container:
+        raise Mutability(f"'{attribute.name}' is required and cannot be removed")
+
+
+def _set(container: dict[str, Any], attribute: Attribute, value: Any) -> None:
+    """Store the coerced value; null, "" and empty objects clear (idp-quirks C20)."""
+    coerced = coerce(attribute, value)
+    if coerced is None:
+        container.pop(attribute.name, None)
+    else:
+        container[attribute.name] = coerced
+
+
+def _merge_complex(container: dict[str, Any], attribute: Attribute, value: Mapping) -> None:
+    """Given sub-attributes replace, the others stay (RFC 7644 §3.5.2.1, §3.5.2.3)."""
+    block = dict(container.get(attribute.name) or {})
+    for key, raw in value.items():
+        sub = attribute.sub(key) if isinstance(key, str) else None
+        if sub is not None and sub.mutability != "readOnly":
+            _set(block, sub, raw)
+    _set(container, attribute, block)
+
+
+def _apply_multi(
+    container: dict[str, Any], op: str, path: Path, attribute: Attribute, value: Any
+) -> None:
+    items = [dict(item) for item in container.get(attribute.name) or []]
+    touched: list[dict[str, Any]] = []
+    if path.value_filter is None and path.sub_attribute is None:
+        if op == "remove":
+            items = [] if value is None else _without(items, value, attribute)
+        else:
+            new_items = coerce(attribute, value) or []
+            items, touched = (
+                (new_items, new_items) if op == "replace" else _appended(items, new_items)
+            )
+    else:
+        selected = [
+            item
+            for item in items
+            if path.value_filter is None or evaluate(path.value_filter, item, attribute)
+        ]
+        if op == "remove" and path.sub_attribute is None:
+            items = [item for item in items if not _contains(selected, item)]
+        elif selected or op == "remove":
+            touched = _update_elements(selected, op, path, attribute, value)
+        elif value not in (None, ""):
+            created = _created_element(path, attribute, value)
+            if created is None:
+                raise NoTarget(f"no '{attribute.name}' element matches the path's filter")
+            touched = [created]
+            items.append(created)
+    _keep_one_primary(items, touched)
+    _set(container, attribute, [item for item in items if set(item) - _LABELS])
+
+
+def _update_elements(
+    selected: list[dict[str, Any]], op: str, path: Path, attribute: Attribute, value: Any
+) -> list[dict[str, Any]]:
+    """Change the elements a filter selected, in place: their sub-attribute, or the whole
+    element (replaced, keeping the filter's ``eq`` labels, or merged for add)."""
+    if path.sub_attribute is not None:
+        sub = attribute.sub(path.sub_attribute)
+        assert sub is not None
+        for item in selected:
+            _set(item, sub, None if op == "remove" else value)
+        return selected
+    entries = coerce(attribute, [value]) or [{}]
+    labels = (_filter_labels(path, attribute) or {}) if op == "replace" else {}
+    for item in selected:
+        if op == "replace":
+            item.clear()  # a null value leaves only labels: the element is dropped
+        item.update({**labels, **entries[0]} if entries[0] else {})
+    return selected
+
+
+def _created_element(path: Path, attribute: Attribute, value: Any) -> dict[str, Any] | None:
+    """Entra's create-on-miss (idp-quirks C18): the filter's ``eq`` terms plus the value."""
+    labels = _filter_labels(path, attribute)
+    if labels is None:
+        return None
+    if path.sub_attribute is not None:
+        sub = attribute.sub(path.sub_attribute)
+        assert sub is not None
+        coerced = coerce(sub, value)
+        element = {**labels, sub.name: coerced} if coerced is not None else {}
+    else:
+        entries = coerce(attribute, [value]) or [{}]
+        element = {**labels, **entries[0]}
+    return element if set(element) - _LABELS else None
+
+
+def _filter_labels(path: Path, attribute: Attribute) -> dict[str, Any] | None:
+    """``type eq "work" and …`` as canonical sub-attribute values, or ``None`` when the
+    filter is anything but ``eq`` terms joined by ``and``."""
+    terms = _equality_terms(path.value_filter)
+    if terms is None or len(terms) != 1:
+        return None
+    labels: dict[str, Any] = {}
+    for name, raw in terms[0]:
+        sub = attribute.sub(name)
+        if sub is None:
+            return None
+        labels[sub.name] = coerce(sub, raw)
+    return labels
+
+
+def _equality_terms(node: Any) -> list[list[tuple[str, Any]]] | None:
+    """A value filter as ``or``-ed groups of ``and``-ed ``attr eq value`` terms, or ``None``
+    when it uses anything else (``not``, other operators, sub-attributes)."""
+    match node:
+        case ast.Filter(negated=False, namespace=None, expr=expr):
+            return _equality_terms(expr)
+        case ast.LogExpr(op=op, expr1=left, expr2=right):
+            left_terms, right_terms = _equality_terms(left), _equality_terms(right)
+            if left_terms is None or right_terms is None:
+                return None
+            if op.lower() == "or":
+                return left_terms + right_terms
+            return [a + b for a in left_terms for b in right_terms]
+        case ast.AttrExpr(value=op, attr_path=ast.AttrPath(sub_attr=None, uri=None) as attr):
+            if op.lower() == "eq":
+                return [[(attr.attr_name, node.comp_value.value)]]
+    return None
+
+
+def _appended(items: list[dict[str, Any]], new: list[dict[str, Any]]) -> tuple[list, list]:
+    """Add appends (RFC 7644 §3.5.2.1); an entry with the value and type of one already
+    there updates it instead (Okta: never repeat a value+type pair, idp-quirks B16).
+    Returns (all elements, the added or updated ones)."""
+    touched = []
+    for entry in new:
+        same = next((item for item in items if _same_value(item, entry)), None)
+        if same is None:
+            items.append(entry)
+            same = entry
+        same.update(entry)
+        touched.append(same)
+    return items, touched
+
+
+def _same_value(item: dict[str, Any], entry: dict[str, Any]) -> bool:
+    if "value" not in entry:
+        return item == entry
+    return item.get("value") == entry["value"] and item.get("type") == entry.get("type")
+
+
+def _without(items: list[dict[str, Any]], value: Any, attribute: Attribute) -> list[dict]:
+    """Remove exactly the listed elements (Entra's ``remove members`` with a value list,
+    idp-quirks C29): by ``value`` when given, else by equality. Never everything."""
+    listed = value if isinstance(value, list) else [value]
+    doomed = coerce(attribute, listed) or []
+    if len(doomed) != len([item for item in listed if item is not None]):
+        raise InvalidValue(f"each '{attribute.name}' element to remove must name its value")
+    values = {entry["value"] for entry in doomed if "value" in entry}
+    return [
+        item for item in items if item.get("value") not in values and not _contains(doomed, item)
+    ]
+
+
+def _contains(items: list[dict[str, Any]], item: dict[str, Any]) -> bool:
+    return any(candidate is item or candidate == item for candidate in items)
+
+
+def _keep_one_primary(items: list[dict[str, Any]], touched: list[dict[str, Any]]) -> None:
+    """A new or changed primary element takes primary from the others (RFC 7643 §2.4)."""
+    if any(item.get("primary") is True for item in touched):
+        for item in items:
+            if item.get("primary") is True and not any(item is t for t in touched):
+                item["primary"] = False
+
+
+# -- group membership -------------------------------------------------------------------------
+
+
+def split_group_operations(operations: Sequence[Operation]) -> list[Operation | MemberChange]:
+    """Turn every operation on ``members`` into a MemberChange, in order; others stay."""
+    result: list[Operation | MemberChange] = []
+    for operation in operations:
+        path = operation.path
+        if path is None and isinstance(operation.value, Mapping):
+            keys = [key for key in operation.value if str(key).lower() == "members"]
+            for key in keys:
+                result.append(MemberChange(operation.op, _member_ids(operation.value[key])))
+            rest = {k: v for k, v in operation.value.items() if k not in keys}
+            if rest or not keys:
+                result.append(Operation(operation.op, None, rest))
+        elif path is not None and path.schema_uri is None and path.attribute == "members":
+            result.append(_member_change(operation, path))
+        else:
+            result.append(operation)
+    return result
+
+
+def _member_change(operation: Operation, path: Path) -> MemberChange:
+    if path.sub_attribute is not None:
+        raise InvalidPath("a member path cannot name a sub-attribute; use 'members'")
+    if path.value_filter is None:
+        if operation.op == "remove" and operation.value is None:
+            return MemberChange("remove_all", ())
+        return MemberChange(operation.op, _member_ids(operation.value))
+    if operation.op != "remove":
+        raise InvalidPath(f"'{operation.op}' takes path 'members' with a list of members")
+    terms = _equality_terms(path.value_filter) or []
+    if not terms or any(len(t) != 1 or t[0][0].lower() != "value" for t in terms):
+        raise InvalidFilter('a member filter must be value eq "<id>" terms joined by or')
+    return MemberChange("remove", _deduped(str(t[0][1]) for t in terms))
+
+
+def _member_ids(value: Any) -> tuple[str, ...]:
+    """User ids from member entries ``{"value": id, "display"?, "$ref"?, "type"?}``."""
+    if value is None:
+        return ()
+    entries = value if isinstance(value, list) else [value]
+    user_ids = []
+    for entry in entries:
+        member_id = _lower_keys(entry).get("value") if isinstance(entry, Mapping) else entry
+        if not isinstance(member_id, str) or not member_id.strip():
+            raise InvalidValue(f"each member needs a 'value' with the user id, got {entry!r}")
+        user_ids.append(member_id.strip())
+    return _deduped(user_ids)
+
+
+def _deduped(user_ids: Any) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(user_ids))

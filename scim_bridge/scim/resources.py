@@ -1,0 +1,180 @@
+"""Mapping between stored rows and SCIM JSON (RFC 7643 §4), driven by the schema columns."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from ..models import Group, User, UserValue
+from .schema import (
+    CORE_GROUP,
+    CORE_USER,
+    ENTERPRISE,
+    ENTERPRISE_USER,
+    USER,
+    USER_VALUE_ATTRIBUTES,
+    Attribute,
+)
+
+# Single-valued User attributes stored as columns, with the column name.
+_USER_SCALARS = tuple(
+    (a.name, a.column)
+    for a in USER.attributes
+    if not a.multi_valued and a.type != "complex" and a.column and a.name != "id"
+)
+_NAME = USER.attribute("name")
+_ENTERPRISE_SCALARS = tuple(
+    (a.name, a.column) for a in ENTERPRISE.attributes if a.type != "complex" and a.column
+)
+_VALUE_SUBS: dict[str, Attribute] = {a.name: a for a in USER.attributes if a.multi_valued}
+
+
+def iso(moment: Any) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def etag(version: int) -> str:
+    return f'W/"{version}"'
+
+
+def user_to_document(
+    user: User, groups: Iterable[tuple[str, str]], base_url: str
+) -> dict[str, Any]:
+    """The full SCIM representation; ``groups`` is (group id, displayName) pairs."""
+    document: dict[str, Any] = {"schemas": [CORE_USER], "id": user.id}
+    for name, column in _USER_SCALARS:
+        value = getattr(user, column)
+        if value is not None:
+            document[name] = value
+    assert _NAME is not None
+    name_block = {
+        sub.name: getattr(user, sub.column)
+        for sub in _NAME.sub_attributes
+        if sub.column and getattr(user, sub.column) is not None
+    }
+    if name_block:
+        document["name"] = name_block
+    for entry in user.values:
+        document.setdefault(entry.attribute, []).append(_value_to_json(entry))
+    group_refs = [
+        {"value": group_id, "display": display, "$ref": f"{base_url}/Groups/{group_id}",
+         "type": "direct"}
+        for group_id, display in groups
+    ]
+    if group_refs:
+        document["groups"] = group_refs
+    enterprise = {
+        name: getattr(user, column)
+        for name, column in _ENTERPRISE_SCALARS
+        if getattr(user, column) is not None
+    }
+    if user.manager_id:
+        enterprise["manager"] = {
+            "value": user.manager_id,
+            "$ref": f"{base_url}/Users/{user.manager_id}",
+        }
+    document["schemas"].append(ENTERPRISE_USER)
+    if enterprise:
+        document[ENTERPRISE_USER] = enterprise
+    document["meta"] = _meta("User", user, f"{base_url}/Users/{user.id}")
+    return document
+
+
+def _value_to_json(entry: UserValue) -> dict[str, Any]:
+    attribute = _VALUE_SUBS[entry.attribute]
+    return {
+        sub.name: getattr(entry, sub.column)
+        for sub in attribute.sub_attributes
+        if sub.column and getattr(entry, sub.column) is not None
+    }
+
+
+def _meta(resource_type: str, row: User | Group, location: str) -> dict[str, Any]:
+    return {
+        "resourceType": resource_type,
+        "created": iso(row.created_at),
+        "lastModified": iso(row.last_modified),
+        "location": location,
+        "version": etag(row.version),
+    }
+
+
+def apply_user_document(user: User, document: Mapping[str, Any]) -> None:
+    """Write a canonical document onto the row: every writable attribute it lacks is cleared.
+
+    ``active`` is the exception: a body without it keeps the current state, so a partial
+    PUT never deactivates or reactivates anyone by accident.
+    """
+    for name, column in _USER_SCALARS:
+        if name == "active":
+            if "active" in document:
+                user.active = bool(document["active"])
+            continue
+        setattr(user, column, document.get(name))
+    user.user_name_key = fold(user.user_name)
+    assert _NAME is not None
+    name_block = document.get("name") or {}
+    for sub in _NAME.sub_attributes:
+        if sub.column:
+            setattr(user, sub.column, name_block.get(sub.name))
+    enterprise = document.get(ENTERPRISE_USER) or {}
+    for name, column in _ENTERPRISE_SCALARS:
+        setattr(user, column, enterprise.get(name))
+    manager = enterprise.get("manager") or {}
+    user.manager_id = manager.get("value")
+    user.values = [
+        _json_to_value(attribute, position, entry)
+        for attribute in USER_VALUE_ATTRIBUTES
+        for position, entry in enumerate(document.get(attribute) or [])
+    ]
+
+
+def _json_to_value(attribute: str, position: int, entry: Mapping[str, Any]) -> UserValue:
+    row = UserValue(attribute=attribute, position=position)
+    for sub in _VALUE_SUBS[attribute].sub_attributes:
+        if sub.column:
+            setattr(row, sub.column, entry.get(sub.name))
+    row.value_key = fold(row.value) if row.value is not None else None
+    return row
+
+
+def user_to_canonical(user: User) -> dict[str, Any]:
+    """The writable part of a user, in canonical form: what PATCH operates on."""
+    document = user_to_document(user, (), "")
+    for key in ("schemas", "id", "meta", "groups"):
+        document.pop(key, None)
+    enterprise = document.get(ENTERPRISE_USER)
+    if enterprise and "manager" in enterprise:
+        enterprise["manager"] = {"value": enterprise["manager"]["value"]}
+    return document
+
+
+def group_to_document(
+    group: Group, members: Iterable[tuple[str, str | None]] | None, base_url: str
+) -> dict[str, Any]:
+    """``members`` is (user id, display) pairs, or ``None`` when they were not asked for."""
+    document: dict[str, Any] = {
+        "schemas": [CORE_GROUP],
+        "id": group.id,
+        "displayName": group.display_name,
+    }
+    if group.external_id is not None:
+        document["externalId"] = group.external_id
+    if members is not None:
+        document["members"] = [
+            _member_json(user_id, display, base_url) for user_id, display in members
+        ]
+    document["meta"] = _meta("Group", group, f"{base_url}/Groups/{group.id}")
+    return document
+
+
+def _member_json(user_id: str, display: str | None, base_url: str) -> dict[str, Any]:
+    member = {"value": user_id, "$ref": f"{base_url}/Users/{user_id}", "type": "User"}
+    if display is not None:
+        member["display"] = display
+    return member
+
+
+def fold(text: str | None) -> str:
+    """Case folding for caseExact=false keys; Python-side so every backend agrees."""
+    return (text or "").lower()

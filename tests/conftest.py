@@ -1,0 +1,110 @@
+"""Fixtures: a migrated database per test (SQLite by default, PostgreSQL when
+``SCIM_BRIDGE_TEST_DATABASE_URL`` names one), the app, tokens, and HTTP clients that speak to
+the app the way an IdP or the application does."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import create_engine, text
+
+from scim_bridge import create_app, migrate
+from scim_bridge.db import Base, begin_write
+from scim_bridge.services import tokens
+from scim_bridge.settings import Settings
+
+PUBLIC_URL = "http://bridge.test"
+PG_URL = os.environ.get("SCIM_BRIDGE_TEST_DATABASE_URL", "")
+
+
+@pytest.fixture(scope="session")
+def _migrated(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A migrated database: a SQLite template file, or the PostgreSQL database under test."""
+    if PG_URL:
+        migrate.upgrade(PG_URL)
+        return PG_URL
+    template = tmp_path_factory.mktemp("template") / "template.db"
+    migrate.upgrade(f"sqlite:///{template}")
+    return str(template)
+
+
+@pytest.fixture
+def database_url(_migrated: str, tmp_path: Path) -> str:
+    if PG_URL:
+        _truncate(PG_URL)
+        return PG_URL
+    target = tmp_path / "bridge.db"
+    shutil.copy(_migrated, target)
+    return f"sqlite:///{target}"
+
+
+def _truncate(url: str) -> None:
+    engine = create_engine(url)
+    names = ", ".join(f'"{table.name}"' for table in Base.metadata.sorted_tables)
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return Settings(database_url=database_url, public_url=PUBLIC_URL)
+
+
+@pytest.fixture
+def app(settings: Settings) -> Iterator[object]:
+    application = create_app(settings)
+    bridge = application.extensions["scim_bridge"]
+    with bridge.sessions() as session:
+        begin_write(session)
+        tokens.ensure_default_tenant(session)
+        session.commit()
+    yield application
+    bridge.request_log.flush()
+    bridge.engine.dispose()
+
+
+def make_token(app: object, name: str, scope: str, tenant: str | None = None) -> str:
+    bridge = app.extensions["scim_bridge"]  # type: ignore[attr-defined]
+    with bridge.sessions() as session:
+        begin_write(session)
+        if tenant and tenant != tokens.DEFAULT_TENANT:
+            try:
+                tokens.get_tenant(session, tenant)
+            except Exception:
+                tokens.create_tenant(session, tenant)
+        token = tokens.create_token(session, name, scope, tenant)
+        session.commit()
+    return token
+
+
+def http_client(app: object, token: str | None, base: str = "") -> httpx.Client:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return httpx.Client(
+        transport=httpx.WSGITransport(app=app),  # type: ignore[arg-type]
+        base_url=f"{PUBLIC_URL}{base}",
+        headers=headers,
+    )
+
+
+@pytest.fixture
+def scim_token(app: object) -> str:
+    return make_token(app, "okta-prod", "scim")
+
+
+@pytest.fixture
+def scim(app: object, scim_token: str) -> Iterator[httpx.Client]:
+    """An IdP's SCIM client: ``scim.get("/Users")`` goes to ``/scim/v2/Users``."""
+    with http_client(app, scim_token, "/scim/v2") as client:
+        yield client
+
+
+@pytest.fixture
+def anonymous(app: object) -> Iterator[httpx.Client]:
+    with http_client(app, None) as client:
+        yield client
