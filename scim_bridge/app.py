@@ -41,10 +41,13 @@ def create_app(settings: Settings | None = None) -> Flask:
         settings, engine, sessions, RequestLog(sessions, settings.request_log_retention)
     )
 
-    from .endpoints import health, scim
+    from .endpoints import admin, health, scim, well_known
+    from .endpoints import sessions as sessions_api
+    from .revocation.keys import KeyRing
 
-    app.register_blueprint(scim.bp)
-    app.register_blueprint(health.bp)
+    app.extensions["scim_bridge.keys"] = KeyRing(sessions, settings)
+    for blueprint in (scim.bp, health.bp, sessions_api.bp, admin.bp, well_known.bp):
+        app.register_blueprint(blueprint)
     _register_error_handlers(app)
     app.after_request(_log_scim_request)
     app.teardown_appcontext(_close_session)

@@ -141,3 +141,40 @@ def token_revoke(name: str) -> None:
 
     _in_transaction(lambda session: tokens.revoke_token(session, name))
     click.echo(f"revoked {name}")
+
+
+@main.group()
+def keys() -> None:
+    """Session-token signing keys (ES256)."""
+
+
+@keys.command("rotate")
+def keys_rotate() -> None:
+    """Retire the active key and start signing with a new one.
+
+    The retired key stays in the JWKS until every token it signed has expired.
+    """
+    from .revocation import keys as signing_keys
+
+    key_file = _settings().signing_key_file
+    retired, new = _in_transaction(lambda session: signing_keys.rotate(session, key_file))
+    for kid in retired:
+        click.echo(f"retired {kid}")
+    click.echo(f"active  {new}")
+
+
+@keys.command("list")
+def keys_list() -> None:
+    """Published keys: kid, state and creation time."""
+    from .revocation import keys as signing_keys
+
+    settings = _settings()
+
+    def rows(session: Any) -> list[str]:
+        return [
+            f"{key.kid}\t{'retired' if key.retired_at else 'active'}\t{key.created_at:%Y-%m-%d}"
+            for key in signing_keys.published(session, settings.max_session_ttl)
+        ]
+
+    for line in _in_transaction(rows):
+        click.echo(line)

@@ -60,7 +60,8 @@ class User(Base):
     #: userName folded for case-insensitive uniqueness and lookup (RFC 7643 §4.1.1).
     user_name_key: Mapped[str] = mapped_column(String(512))
     external_id: Mapped[str | None] = mapped_column(String(512))
-    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    #: ``None`` when an IdP removed the attribute: unassigned, which does not deny access.
+    active: Mapped[bool | None] = mapped_column(Boolean, default=True)
     display_name: Mapped[str | None] = mapped_column(String(512))
     nick_name: Mapped[str | None] = mapped_column(String(512))
     profile_url: Mapped[str | None] = mapped_column(String(2048))
@@ -84,6 +85,11 @@ class User(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_modified: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     version: Mapped[int] = mapped_column(Integer, default=1)
+
+    @property
+    def is_active(self) -> bool:
+        """Only an explicit ``active: false`` deactivates (RFC 7643 leaves unassigned open)."""
+        return self.active is not False
 
     values: Mapped[list[UserValue]] = relationship(
         back_populates="user",

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Mapping
 
 DEFAULT_DATABASE_URL = "sqlite:///./scim-bridge.db"
 

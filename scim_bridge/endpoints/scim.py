@@ -320,11 +320,6 @@ def schema(schema_id: str) -> Response:
     raise NotFound(f"no schema '{schema_id}'")
 
 
-@bp.route("/<path:unknown>", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
-def unknown_endpoint(unknown: str) -> Response:
-    raise NotFound(f"no SCIM endpoint at /scim/v2/{unknown}")
-
-
 @bp.after_request
 def _finish(response: Response) -> Response:
     try:

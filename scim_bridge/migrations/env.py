@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from alembic import context
 
-from scim_bridge.db import Base, make_engine
 from scim_bridge import models  # noqa: F401  (registers the tables)
+from scim_bridge.db import Base, make_engine
 
 config = context.config
 

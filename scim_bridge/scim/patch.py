@@ -10,25 +10,22 @@ the element they do not find (Entra, C18).
 from __future__ import annotations
 
 import copy
-import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from scim2_filter_parser import ast
-
-from ..errors import (
-    BridgeError,
-    InvalidFilter,
-    InvalidPath,
-    InvalidSyntax,
-    InvalidValue,
-    Mutability,
-    NoTarget,
-)
+from ..errors import InvalidFilter, InvalidPath, InvalidSyntax, InvalidValue, Mutability, NoTarget
 from .documents import coerce
-from .filters import evaluate, parse_value_filter
-from .schema import PATCH_OP, Attribute, ResourceType, Schema, resolve, split_urn_path
+from .filters import evaluate
+from .patch_paths import (
+    Path,
+    check_writable,
+    equality_terms,
+    expand_pathless,
+    parse_path,
+    path_attribute,
+)
+from .schema import PATCH_OP, Attribute, ResourceType
 
 __all__ = [
     "MAX_OPERATIONS",
@@ -45,19 +42,6 @@ OPS = ("add", "remove", "replace")
 MAX_OPERATIONS = 1000
 #: Sub-attributes that only label an element: one holding nothing else is dropped.
 _LABELS = frozenset({"type", "primary", "display"})
-_NAME = r"\$?[A-Za-z][A-Za-z0-9_-]*"
-_ATTR_PATH = re.compile(rf"({_NAME})(\[)?")
-_SUB_ATTR = re.compile(rf"\.({_NAME})")
-
-
-@dataclass(frozen=True)
-class Path:
-    """``attrPath[valFilter].subAttr`` (RFC 7644 §3.5.2, §3.10), in canonical spelling."""
-
-    schema_uri: str | None
-    attribute: str
-    value_filter: Any | None
-    sub_attribute: str | None
 
 
 @dataclass(frozen=True)
@@ -124,10 +108,10 @@ def _parse_operation(index: int, raw: Any, resource_type: ResourceType) -> Opera
             raise InvalidValue(
                 f"{where}: '{op}' without 'path' needs an object 'value' of attributes"
             )
-        list(_expand(value, resource_type))  # check every key now, before anything changes
+        list(expand_pathless(value, resource_type))  # check every key now, before anything changes
         return Operation(op, None, value)
     path = parse_path(raw_path, resource_type)
-    _check_writable(path, resource_type, raw_path)
+    check_writable(path, resource_type)
     if op != "remove" and "value" not in fields:
         raise InvalidValue(f"{where}: '{op}' needs a 'value'")
     return Operation(op, path, value)
@@ -135,137 +119,6 @@ def _parse_operation(index: int, raw: Any, resource_type: ResourceType) -> Opera
 
 def _lower_keys(mapping: Mapping[Any, Any]) -> dict[str, Any]:
     return {key.lower(): value for key, value in mapping.items() if isinstance(key, str)}
-
-
-def parse_path(text: str, resource_type: ResourceType) -> Path:
-    """Parse ``[URN:]attr[[filter]][.sub]``; attribute names match case-insensitively and an
-    un-prefixed extension attribute (``manager``) resolves to its extension."""
-    path = _parse_path(text, resource_type)
-    if path is None:
-        raise InvalidPath(f"path {text!r} names an unknown attribute")
-    return path
-
-
-def _parse_path(text: Any, resource_type: ResourceType) -> Path | None:
-    """The path, or ``None`` when it is well-formed but names an unknown attribute."""
-    if not isinstance(text, str) or not text.strip():
-        raise InvalidPath(f"'path' must be a non-empty string, got {text!r}")
-    text = text.strip()
-    schema, rest = split_urn_path(text, resource_type)
-    if schema is None or not rest:
-        return None
-    name, filter_text, sub_name = _split_path(rest, text)
-    explicit_uri = schema.id if text.lower().startswith("urn:") else None
-    found = resolve(resource_type, explicit_uri, name)
-    if found is None:
-        return None
-    owner, attribute = found
-    value_filter = None
-    if filter_text is not None:
-        if not attribute.multi_valued:
-            raise InvalidPath(f"path {text!r}: '{attribute.name}' is not multi-valued")
-        try:
-            value_filter = parse_value_filter(filter_text)
-        except BridgeError as exc:
-            raise InvalidPath(f"path {text!r} has an invalid filter: {exc.detail}") from exc
-    sub = None
-    if sub_name is not None:
-        sub_attribute = attribute.sub(sub_name)
-        if sub_attribute is None:
-            raise InvalidPath(f"path {text!r}: '{attribute.name}' has no '{sub_name}'")
-        sub = sub_attribute.name
-    schema_uri = owner.id if owner is not resource_type.schema else None
-    return Path(schema_uri, attribute.name, value_filter, sub)
-
-
-def _split_path(rest: str, text: str) -> tuple[str, str | None, str | None]:
-    """(attribute, filter text or None, sub-attribute or None) from ``attr[filter].sub``."""
-    match = _ATTR_PATH.match(rest)
-    if match is None:
-        raise InvalidPath(f"path {text!r} is malformed")
-    name, position, filter_text = match.group(1), match.end(), None
-    if match.group(2):
-        close = _closing_bracket(rest, position)
-        if close is None:
-            raise InvalidPath(f"path {text!r} has an unclosed '['")
-        filter_text, position = rest[position:close], close + 1
-    sub_match = _SUB_ATTR.fullmatch(rest, position) if position < len(rest) else None
-    if position < len(rest) and sub_match is None:
-        raise InvalidPath(f"path {text!r} is malformed")
-    return name, filter_text, sub_match.group(1) if sub_match else None
-
-
-def _closing_bracket(text: str, start: int) -> int | None:
-    """Index of the ``]`` closing a value filter, skipping quoted strings."""
-    in_string = escaped = False
-    for index in range(start, len(text)):
-        char = text[index]
-        if escaped:
-            escaped = False
-        elif in_string and char == "\\":
-            escaped = True
-        elif char == '"':
-            in_string = not in_string
-        elif char == "]" and not in_string:
-            return index
-    return None
-
-
-def _attribute(path: Path, resource_type: ResourceType) -> Attribute:
-    found = resolve(resource_type, path.schema_uri, path.attribute)
-    if found is None:
-        raise InvalidPath(f"unknown attribute {path.attribute!r}")
-    return found[1]
-
-
-def _is_read_only(path: Path, attribute: Attribute) -> bool:
-    sub = attribute.sub(path.sub_attribute) if path.sub_attribute else None
-    return attribute.mutability == "readOnly" or (sub is not None and sub.mutability == "readOnly")
-
-
-def _check_writable(path: Path, resource_type: ResourceType, text: str) -> None:
-    """A path that explicitly targets a read-only attribute is an error (RFC 7644 §3.5.2)."""
-    if _is_read_only(path, _attribute(path, resource_type)):
-        raise Mutability(f"path {text!r} targets a read-only attribute")
-
-
-def _expand(value: Any, resource_type: ResourceType) -> Iterator[tuple[Path, Any]]:
-    """Each key of a path-less value as its own (path, value) pair (RFC 7644 §3.5.2.1).
-
-    Keys are attribute paths (``name.givenName``, ``urn:…:User:employeeNumber``,
-    ``emails[type eq "work"].value``) or an extension URN holding an object. Read-only,
-    write-only and unknown keys are ignored, as in a POST or PUT body (idp-quirks A6, C10).
-    """
-    if not isinstance(value, Mapping):
-        raise InvalidValue(f"a PATCH without 'path' needs an object 'value', got {value!r}")
-    for key, item in value.items():
-        if not isinstance(key, str) or key.lower() == "schemas":
-            continue
-        extension = _extension_named(key, resource_type)
-        if extension is None:
-            yield from _expand_key(key, item, resource_type)
-        elif isinstance(item, Mapping):
-            for name, sub_item in item.items():
-                yield from _expand_key(f"{extension.id}:{name}", sub_item, resource_type)
-        elif item is None:
-            for attribute in extension.attributes:
-                yield Path(extension.id, attribute.name, None, None), None
-        else:
-            raise InvalidValue(f"'{key}' must be an object of extension attributes")
-
-
-def _expand_key(key: str, item: Any, resource_type: ResourceType) -> Iterator[tuple[Path, Any]]:
-    path = _parse_path(key, resource_type)
-    if path is None:
-        return
-    attribute = _attribute(path, resource_type)
-    if not _is_read_only(path, attribute) and attribute.returned != "never":
-        yield path, item
-
-
-def _extension_named(key: str, resource_type: ResourceType) -> Schema | None:
-    lowered = key.lower()
-    return next((s for s in resource_type.extensions if s.id.lower() == lowered), None)
 
 
 # -- applying operations ----------------------------------------------------------------------
@@ -282,7 +135,7 @@ def apply_operations(
         elif operation.op == "remove":
             raise NoTarget("'remove' needs a 'path' (RFC 7644 §3.5.2.2)")
         else:
-            for path, value in _expand(operation.value, resource_type):
+            for path, value in expand_pathless(operation.value, resource_type):
                 _apply(result, operation.op, path, value, resource_type)
     return result
 
@@ -290,9 +143,8 @@ def apply_operations(
 def _apply(
     document: dict[str, Any], op: str, path: Path, value: Any, resource_type: ResourceType
 ) -> None:
-    attribute = _attribute(path, resource_type)
-    if _is_read_only(path, attribute):
-        raise Mutability(f"'{path.attribute}' is read-only")
+    check_writable(path, resource_type)
+    attribute = path_attribute(path, resource_type)
     if attribute.returned == "never":
         return  # write-only (password): never stored; Okta's password sync must not fail
     container = document.setdefault(path.schema_uri, {}) if path.schema_uri else document
@@ -380,12 +232,14 @@ def _update_elements(
         for item in selected:
             _set(item, sub, None if op == "remove" else value)
         return selected
-    entries = coerce(attribute, [value]) or [{}]
-    labels = (_filter_labels(path, attribute) or {}) if op == "replace" else {}
+    replacement = coerce(attribute, [value])
+    labels = _filter_labels(path, attribute) or {}
     for item in selected:
         if op == "replace":
-            item.clear()  # a null value leaves only labels: the element is dropped
-        item.update({**labels, **entries[0]} if entries[0] else {})
+            item.clear()  # replaced by null, the element is left empty and dropped
+            item.update({**labels, **replacement[0]} if replacement else {})
+        elif replacement:
+            item.update(replacement[0])
     return selected
 
 
@@ -407,8 +261,10 @@ def _created_element(path: Path, attribute: Attribute, value: Any) -> dict[str, 
 
 def _filter_labels(path: Path, attribute: Attribute) -> dict[str, Any] | None:
     """``type eq "work" and …`` as canonical sub-attribute values, or ``None`` when the
-    filter is anything but ``eq`` terms joined by ``and``."""
-    terms = _equality_terms(path.value_filter)
+    filter is anything but ``eq`` terms joined by ``and``; no filter means no labels."""
+    if path.value_filter is None:
+        return {}
+    terms = equality_terms(path.value_filter)
     if terms is None or len(terms) != 1:
         return None
     labels: dict[str, Any] = {}
@@ -418,25 +274,6 @@ def _filter_labels(path: Path, attribute: Attribute) -> dict[str, Any] | None:
             return None
         labels[sub.name] = coerce(sub, raw)
     return labels
-
-
-def _equality_terms(node: Any) -> list[list[tuple[str, Any]]] | None:
-    """A value filter as ``or``-ed groups of ``and``-ed ``attr eq value`` terms, or ``None``
-    when it uses anything else (``not``, other operators, sub-attributes)."""
-    match node:
-        case ast.Filter(negated=False, namespace=None, expr=expr):
-            return _equality_terms(expr)
-        case ast.LogExpr(op=op, expr1=left, expr2=right):
-            left_terms, right_terms = _equality_terms(left), _equality_terms(right)
-            if left_terms is None or right_terms is None:
-                return None
-            if op.lower() == "or":
-                return left_terms + right_terms
-            return [a + b for a in left_terms for b in right_terms]
-        case ast.AttrExpr(value=op, attr_path=ast.AttrPath(sub_attr=None, uri=None) as attr):
-            if op.lower() == "eq":
-                return [[(attr.attr_name, node.comp_value.value)]]
-    return None
 
 
 def _appended(items: list[dict[str, Any]], new: list[dict[str, Any]]) -> tuple[list, list]:
@@ -463,10 +300,12 @@ def _same_value(item: dict[str, Any], entry: dict[str, Any]) -> bool:
 def _without(items: list[dict[str, Any]], value: Any, attribute: Attribute) -> list[dict]:
     """Remove exactly the listed elements (Entra's ``remove members`` with a value list,
     idp-quirks C29): by ``value`` when given, else by equality. Never everything."""
-    listed = value if isinstance(value, list) else [value]
-    doomed = coerce(attribute, listed) or []
-    if len(doomed) != len([item for item in listed if item is not None]):
-        raise InvalidValue(f"each '{attribute.name}' element to remove must name its value")
+    doomed = []
+    for listed in value if isinstance(value, list) else [value]:
+        entries = coerce(attribute, [listed])
+        if not entries:
+            raise InvalidValue(f"each '{attribute.name}' element to remove must name its value")
+        doomed.append(entries[0])
     values = {entry["value"] for entry in doomed if "value" in entry}
     return [
         item for item in items if item.get("value") not in values and not _contains(doomed, item)
@@ -516,7 +355,7 @@ def _member_change(operation: Operation, path: Path) -> MemberChange:
         return MemberChange(operation.op, _member_ids(operation.value))
     if operation.op != "remove":
         raise InvalidPath(f"'{operation.op}' takes path 'members' with a list of members")
-    terms = _equality_terms(path.value_filter) or []
+    terms = equality_terms(path.value_filter) or []
     if not terms or any(len(t) != 1 or t[0][0].lower() != "value" for t in terms):
         raise InvalidFilter('a member filter must be value eq "<id>" terms joined by or')
     return MemberChange("remove", _deduped(str(t[0][1]) for t in terms))

@@ -99,16 +99,21 @@ def _meta(resource_type: str, row: User | Group, location: str) -> dict[str, Any
     }
 
 
-def apply_user_document(user: User, document: Mapping[str, Any]) -> None:
+def apply_user_document(
+    user: User, document: Mapping[str, Any], *, keep_active: bool = True
+) -> None:
     """Write a canonical document onto the row: every writable attribute it lacks is cleared.
 
-    ``active`` is the exception: a body without it keeps the current state, so a partial
-    PUT never deactivates or reactivates anyone by accident.
+    ``active`` is the exception when ``keep_active``: a PUT body without it keeps the current
+    state, so it never deactivates or reactivates anyone by accident. A PATCH that removes
+    ``active`` leaves it unassigned, which does not deny access.
     """
     for name, column in _USER_SCALARS:
         if name == "active":
             if "active" in document:
                 user.active = bool(document["active"])
+            elif not keep_active:
+                user.active = None
             continue
         setattr(user, column, document.get(name))
     user.user_name_key = fold(user.user_name)

@@ -7,7 +7,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from ..errors import Conflict, InvalidValue, NotFound
@@ -20,8 +20,12 @@ from ..revocation.choke import (
     revoke_user_sessions,
 )
 from ..scim.documents import normalize
-from ..scim.patch import MemberChange, Operation, apply_operations, parse_patch_request
-from ..scim.patch import split_group_operations
+from ..scim.patch import (
+    MemberChange,
+    apply_operations,
+    parse_patch_request,
+    split_group_operations,
+)
 from ..scim.resources import fold
 from ..scim.schema import GROUP_TYPE
 from . import Actor

@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session, selectinload
 from ..errors import InvalidValue
 from ..models import Group, User
 from ..scim.filters import compile_filter
-from ..scim.schema import ResourceType, resolve, split_urn_path
 from ..scim.projection import parse_attribute_list
+from ..scim.schema import ResourceType, resolve, split_urn_path
 
 DEFAULT_COUNT = 100
 

@@ -92,7 +92,7 @@ def patch_user(
     if after == before:
         return user
     require(after, "userName", "User")
-    _write(session, actor, user, after)
+    _write(session, actor, user, after, keep_active=False)
     return user
 
 
@@ -115,20 +115,22 @@ def delete_user(session: Session, actor: Actor, user_id: str, if_match: str | No
     session.flush()
 
 
-def _write(session: Session, actor: Actor, user: User, document: dict[str, Any]) -> None:
-    was_active = user.active
-    apply_user_document(user, document)
+def _write(
+    session: Session, actor: Actor, user: User, document: dict[str, Any], *, keep_active: bool = True
+) -> None:
+    was_active = user.is_active
+    apply_user_document(user, document, keep_active=keep_active)
     _check_unique(session, user)
     touch(user)
     flush_unique(session, "a user with this userName or externalId")
-    if was_active and not user.active:
+    if was_active and not user.is_active:
         revoke_user_sessions(
             session,
             tenant_id=actor.tenant_id,
             user_ids=[user.id],
             cause=Cause(USER_DEACTIVATED, actor.name, detail=f"user '{user.user_name}' deactivated"),
         )
-    elif user.active and not was_active:
+    elif user.is_active and not was_active:
         # Reactivation restores access for new sessions only; revoked ones stay revoked.
         record_events(
             session,

@@ -1,0 +1,69 @@
+"""The admin API under ``/api/v1/admin`` (token scope ``admin``): users with their groups and
+live sessions, force logout, the event log and the SCIM request log, all in the token's tenant.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, current_app, g, jsonify, request
+
+from ..app import json_error
+from ..auth import authenticate
+from ..errors import BridgeError
+from ..services import Actor, admin, audit
+from .edge import db, finish_transaction, json_body, settings
+
+bp = Blueprint("admin_api", __name__, url_prefix="/api/v1/admin")
+
+
+@bp.before_request
+def _authenticate() -> None:
+    if request.endpoint == "admin_api.list_requests":
+        # Before this request's snapshot starts, so it sees every request logged so far.
+        current_app.extensions["scim_bridge"].request_log.flush()
+    principal = authenticate(db(), request.headers.get("Authorization"), "admin")
+    g.principal = principal
+    g.actor = Actor(tenant_id=principal.tenant_id, name=f"admin:{principal.token_name}")
+
+
+def _max() -> int:
+    return settings().max_page_size
+
+
+@bp.get("/users")
+def list_users() -> Response:
+    return jsonify(admin.list_users(db(), g.actor.tenant_id, request.args, _max()))
+
+
+@bp.get("/users/<user_id>/sessions")
+def user_sessions(user_id: str) -> Response:
+    return jsonify(admin.user_sessions(db(), g.actor.tenant_id, user_id, request.args, _max()))
+
+
+@bp.post("/users/<user_id>/force-logout")
+def force_logout_user(user_id: str) -> Response:
+    revoked = admin.force_logout_user(db(), g.actor, user_id)
+    return jsonify({"user_id": user_id, "revoked_sessions": revoked})
+
+
+@bp.post("/force-logout")
+def bulk_logout() -> Response:
+    return jsonify(admin.bulk_logout(db(), g.actor, json_body()))
+
+
+@bp.get("/events")
+def list_events() -> Response:
+    return jsonify(audit.list_events(db(), g.actor.tenant_id, request.args, _max()))
+
+
+@bp.get("/requests")
+def list_requests() -> Response:
+    return jsonify(audit.list_requests(db(), g.actor.tenant_id, request.args, _max()))
+
+
+@bp.after_request
+def _finish(response: Response) -> Response:
+    try:
+        finish_transaction(response.status_code < 400)
+    except BridgeError as error:
+        response = json_error(error.status, error.error, error.detail)
+    return response

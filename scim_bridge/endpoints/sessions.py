@@ -1,0 +1,97 @@
+"""The application's sessions API under ``/api/v1/sessions`` (token scope ``sessions``).
+
+The sessions token serves every tenant. Introspection (RFC 7662) runs in a reading
+transaction, so it never queues behind SCIM writers; it still reads committed state only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qs
+
+from flask import Blueprint, Response, g, jsonify, request
+
+from ..app import json_error
+from ..auth import authenticate
+from ..errors import BadRequest, BridgeError
+from ..revocation import sessions
+from ..scim.resources import iso
+from .edge import base_url, db, finish_transaction, json_body, settings
+from .well_known import keyring
+
+bp = Blueprint("sessions", __name__, url_prefix="/api/v1/sessions")
+
+
+@bp.before_request
+def _authenticate() -> None:
+    if request.endpoint == "sessions.create_session":
+        keyring().prepare()  # before this request's writing transaction begins
+    write = request.endpoint != "sessions.introspect"
+    g.principal = authenticate(
+        db(write=write), request.headers.get("Authorization"), "sessions"
+    )
+
+
+@bp.post("")
+def create_session() -> tuple[Response, int]:
+    config = settings()
+    wanted = sessions.parse_request(
+        json_body(), default_ttl=config.default_session_ttl, max_ttl=config.max_session_ttl
+    )
+    issued = sessions.create_session(db(), keyring(), wanted, base_url())
+    user = issued.user
+    return jsonify({
+        "session_id": issued.row.id,
+        "token": issued.token,
+        "token_type": "Bearer",
+        "expires_at": iso(issued.row.expires_at),
+        "user": {"id": user.id, "userName": user.user_name,
+                 "displayName": user.display_name, "active": user.active},
+        "groups": [{"id": gid, "displayName": name} for gid, name in issued.groups],
+        "tenant": issued.tenant_name,
+        "client": issued.row.client,
+    }), 201
+
+
+@bp.post("/introspect")
+def introspect() -> Response:
+    result = sessions.introspect(db(), keyring(), _token_parameter(), base_url())
+    response = jsonify(result)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _token_parameter() -> Any:
+    """RFC 7662 §2.1: the form field ``token``; a JSON ``{"token": ...}`` is accepted too."""
+    if request.mimetype == "application/x-www-form-urlencoded":
+        try:
+            fields = parse_qs(request.get_data(cache=True).decode("utf-8", "replace"),
+                              max_num_fields=20)
+        except ValueError:
+            raise BadRequest("the form has too many fields") from None
+        token = next(iter(fields.get("token", [])), None)
+    elif request.mimetype == "multipart/form-data":
+        token = request.form.get("token")
+    else:
+        body = json_body()
+        token = body.get("token") if isinstance(body, dict) else None
+    if token is None:
+        raise BadRequest("send the token as form field 'token' (or JSON {\"token\": \"...\"})")
+    if not isinstance(token, str):
+        raise BadRequest("'token' must be a string")
+    return token
+
+
+@bp.delete("/<sid>")
+def logout(sid: str) -> Response:
+    sessions.logout(db(), sid, f"sessions:{g.principal.token_name}")
+    return Response(status=204)
+
+
+@bp.after_request
+def _finish(response: Response) -> Response:
+    try:
+        finish_transaction(response.status_code < 400)
+    except BridgeError as error:
+        response = json_error(error.status, error.error, error.detail)
+    return response

@@ -1,0 +1,206 @@
+"""Signing keys: generated on first use and kept in ``signing_keys`` (or read from a PEM file),
+rotated by ``scim-bridge keys rotate``, published in the JWKS until their tokens have expired.
+
+Policy. The active key is the oldest unretired one (``created_at``, then ``kid``), so two
+processes that generate a key at the same moment converge on one and publish both. A retired
+key stays published for ``max_session_ttl`` after ``retired_at``: no token it signed outlives
+that. With ``signing_key_file`` the file's key is the active one; the database keeps only its
+public half (``private_pem`` empty), and replacing the file retires the previous key.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from ..db import begin_write, utcnow
+from ..errors import BridgeError, Conflict
+from ..models import SigningKey
+from ..settings import Settings
+from . import jose
+
+
+class KeyUnavailable(BridgeError):
+    status = 503
+    error = "temporarily_unavailable"
+
+
+def _active(session: Session) -> SigningKey | None:
+    return session.scalar(
+        select(SigningKey)
+        .where(SigningKey.retired_at.is_(None))
+        .order_by(SigningKey.created_at, SigningKey.kid)
+        .limit(1)
+    )
+
+
+def ensure_active_key(session: Session, key_file: str | None = None) -> str:
+    """Make sure a key is active (creating or adopting one); returns its ``kid``."""
+    if key_file:
+        return _adopt_file_key(session, key_file)
+    current = _active(session)
+    if current is not None:
+        return current.kid
+    return _insert_new(session).kid
+
+
+def rotate(session: Session, key_file: str | None = None) -> tuple[list[str], str]:
+    """Retire every active key and create a new one: (retired kids, new kid)."""
+    if key_file:
+        raise Conflict(
+            f"the signing key comes from {key_file}; replace that file and restart to rotate"
+        )
+    retired = list(
+        session.scalars(
+            update(SigningKey)
+            .where(SigningKey.retired_at.is_(None))
+            .values(retired_at=utcnow())
+            .returning(SigningKey.kid)
+        )
+    )
+    return sorted(retired), _insert_new(session).kid
+
+
+def published(session: Session, max_session_ttl: int) -> list[SigningKey]:
+    """Active keys, and retired keys whose tokens may still be valid."""
+    cutoff = utcnow() - dt.timedelta(seconds=max_session_ttl)
+    return list(
+        session.scalars(
+            select(SigningKey)
+            .where(or_(SigningKey.retired_at.is_(None), SigningKey.retired_at > cutoff))
+            .order_by(SigningKey.created_at, SigningKey.kid)
+        )
+    )
+
+
+def _insert_new(session: Session) -> SigningKey:
+    generated = jose.generate_key()
+    row = SigningKey(
+        kid=generated.kid,
+        algorithm=jose.ALGORITHM,
+        private_pem=generated.private_pem,
+        public_jwk=generated.public_jwk,
+        created_at=utcnow(),
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def _adopt_file_key(session: Session, key_file: str) -> str:
+    public = jose.public_jwk(Path(key_file).read_text())
+    kid = public["kid"]
+    session.execute(
+        update(SigningKey)
+        .where(SigningKey.retired_at.is_(None), SigningKey.kid != kid)
+        .values(retired_at=utcnow())
+    )
+    row = session.get(SigningKey, kid)
+    if row is None:
+        session.add(SigningKey(kid=kid, algorithm=jose.ALGORITHM, private_pem="",
+                               public_jwk=public, created_at=utcnow()))
+    else:
+        row.retired_at = None
+    session.flush()
+    return kid
+
+
+class KeyRing:
+    """A process's view of the keys: the signing key and constructed public keys, cached."""
+
+    def __init__(self, sessions: sessionmaker[Session], settings: Settings) -> None:
+        self._sessions = sessions
+        self._max_ttl = settings.max_session_ttl
+        self._key_file = settings.signing_key_file
+        self._file_key: tuple[str, jose.Key] | None = None
+        self._private: dict[str, jose.Key] = {}
+        #: kid -> (public key, published until; ``None`` while it was active when cached)
+        self._public: dict[str, tuple[jose.Key, dt.datetime | None]] = {}
+        self._lock = threading.Lock()
+        self._ready = False
+        self._verifier = jose.Verifier()
+
+    def prepare(self) -> None:
+        """Make sure a key is active, in a short transaction of its own.
+
+        Call it before a request opens its writing transaction (SQLite has one writer).
+        """
+        if self._ready:
+            return
+        with self._lock:
+            if self._ready:
+                return
+            for attempt in (1, 2):
+                try:
+                    with self._sessions() as session:
+                        begin_write(session)
+                        ensure_active_key(session, self._key_file)
+                        session.commit()
+                    break
+                except IntegrityError:  # another process adopted the same file key first
+                    if attempt == 2:
+                        raise
+                except (OSError, ValueError) as exc:
+                    raise KeyUnavailable(f"the signing key cannot be loaded: {exc}") from None
+            self._ready = True
+
+    def signing_key(self, session: Session) -> tuple[str, jose.Key]:
+        """(kid, private key) of the currently active key, as ``session`` sees it."""
+        if self._key_file:
+            if self._file_key is None:
+                pem = Path(self._key_file).read_text()
+                self._file_key = (jose.public_jwk(pem)["kid"], jose.key_from_pem(pem))
+            return self._file_key
+        kid = session.scalar(
+            select(SigningKey.kid)
+            .where(SigningKey.retired_at.is_(None))
+            .order_by(SigningKey.created_at, SigningKey.kid)
+            .limit(1)
+        )
+        if kid is None:
+            raise KeyUnavailable("no signing key is active; run 'scim-bridge keys rotate'")
+        key = self._private.get(kid)
+        if key is None:
+            row = session.get(SigningKey, kid)
+            if row is None or not row.private_pem:
+                raise KeyUnavailable(f"the private half of signing key {kid} is not stored")
+            key = self._private[kid] = jose.key_from_pem(row.private_pem)
+        return kid, key
+
+    def public_key(self, session: Session, kid: str) -> jose.Key | None:
+        """The published key with this ``kid``; constructed once per process."""
+        cached = self._public.get(kid)
+        now = utcnow()
+        if cached is not None and (cached[1] is None or cached[1] > now):
+            return cached[0]
+        row = session.get(SigningKey, kid)
+        if row is None:
+            return None
+        until = None
+        if row.retired_at is not None:
+            until = row.retired_at + dt.timedelta(seconds=self._max_ttl)
+            if until <= now:
+                return None
+        key = jose.public_key(row.public_jwk)
+        self._public[kid] = (key, until)
+        return key
+
+    def verify(self, session: Session, token: str, issuer: str) -> dict[str, Any]:
+        """The claims of a session token signed by a published key; else ``InvalidToken``."""
+        return self._verifier.verify(token, lambda kid: self.public_key(session, kid), issuer)
+
+    def jwks(self, session: Session) -> dict[str, Any]:
+        """The JWK Set (RFC 7517 §5): public members only."""
+        return {"keys": [_public_members(row.public_jwk)
+                         for row in published(session, self._max_ttl)]}
+
+
+def _public_members(jwk_dict: dict[str, Any]) -> dict[str, Any]:
+    return {name: jwk_dict[name] for name in ("kty", "crv", "x", "y", "kid", "alg", "use")
+            if name in jwk_dict}

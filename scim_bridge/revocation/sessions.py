@@ -1,0 +1,208 @@
+"""Application sessions: created for an active user, checked by introspection (RFC 7662)
+against the database row on every call, and ended by logout through the choke point.
+
+A signed token alone never makes a session active: introspection also needs the row unrevoked
+and unexpired and the user still active, so a revocation committed by a SCIM request is
+visible to the very next introspection, in any process.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import bindparam, select
+from sqlalchemy.orm import Session
+
+from ..db import new_id, utcnow
+from ..errors import Forbidden, InvalidValue, NotFound
+from ..models import AppSession, Group, Membership, Tenant, User
+from ..scim.resources import fold
+from . import jose
+from .choke import LOGOUT, Cause, revoke_user_sessions
+from .keys import KeyRing
+
+#: The tenant a ``userName``/``externalId`` lookup means when it names none (PRODUCT.md).
+DEFAULT_TENANT = "default"
+_IDENTIFIERS = ("user_id", "userName", "externalId")
+
+
+class UserInactive(Forbidden):
+    error = "user_inactive"
+
+
+@dataclass(frozen=True)
+class SessionRequest:
+    """A validated ``POST /api/v1/sessions`` body."""
+
+    identifier: str
+    value: str
+    client: str
+    ttl_seconds: int
+    tenant: str | None = None
+
+
+@dataclass(frozen=True)
+class IssuedSession:
+    row: AppSession
+    token: str
+    user: User
+    tenant_name: str
+    groups: list[tuple[str, str]]
+
+
+def parse_request(body: Any, *, default_ttl: int, max_ttl: int) -> SessionRequest:
+    if not isinstance(body, Mapping):
+        raise InvalidValue("the request body must be a JSON object")
+    given = [name for name in _IDENTIFIERS if body.get(name) is not None]
+    if len(given) != 1:
+        raise InvalidValue("send exactly one of 'user_id', 'userName' or 'externalId'")
+    value = body[given[0]]
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidValue(f"'{given[0]}' must be a non-empty string")
+    client = body.get("client")
+    if not isinstance(client, str) or not client.strip() or len(client) > 64:
+        raise InvalidValue("'client' is required: a short name such as 'web' or 'mobile'")
+    ttl = body.get("ttl_seconds", min(default_ttl, max_ttl))
+    if isinstance(ttl, bool) or not isinstance(ttl, int) or not 1 <= ttl <= max_ttl:
+        raise InvalidValue(f"'ttl_seconds' must be an integer from 1 to {max_ttl}")
+    tenant = body.get("tenant")
+    if tenant is not None and (not isinstance(tenant, str) or not tenant.strip()):
+        raise InvalidValue("'tenant' must be a tenant's name")
+    return SessionRequest(given[0], value, client.strip(), ttl, tenant)
+
+
+def create_session(
+    session: Session, keys: KeyRing, request: SessionRequest, issuer: str
+) -> IssuedSession:
+    """Insert the session row and sign its token; 404 unknown user, 403 inactive user.
+
+    The user row and memberships are read ``FOR SHARE`` (PostgreSQL), so a concurrent
+    deactivation or removal either sees this session and revokes it, or is seen here.
+    """
+    user = _find_user(session, request)
+    if not user.active:
+        raise UserInactive(f"user '{user.user_name}' is not active; no session can start")
+    tenant_name = session.scalar(select(Tenant.name).where(Tenant.id == user.tenant_id)) or ""
+    groups = [
+        (group_id, name)
+        for group_id, name in session.execute(
+            select(Group.id, Group.display_name)
+            .join(Membership, Membership.group_id == Group.id)
+            .where(Membership.user_id == user.id)
+            .order_by(Group.display_name_key, Group.id)
+            .with_for_update(read=True, of=Membership)
+        )
+    ]
+    now = utcnow().replace(microsecond=0)
+    expires_at = now + dt.timedelta(seconds=request.ttl_seconds)
+    row = AppSession(id=new_id(), tenant_id=user.tenant_id, user_id=user.id,
+                     client=request.client, created_at=now, expires_at=expires_at)
+    session.add(row)
+    session.flush()
+    kid, key = keys.signing_key(session)
+    claims = {
+        "iss": issuer,
+        "sub": user.id,
+        "sid": row.id,
+        "iat": int(now.timestamp()),
+        "exp": int(expires_at.timestamp()),
+        "jti": uuid.uuid4().hex,
+        "groups": [name for _, name in groups],
+        "tenant": tenant_name,
+        "client": request.client,
+    }
+    return IssuedSession(row, jose.sign(claims, key, kid), user, tenant_name, groups)
+
+
+def _find_user(session: Session, request: SessionRequest) -> User:
+    statement = select(User).with_for_update(read=True)
+    if request.identifier == "user_id":
+        statement = statement.where(User.id == request.value)
+        if request.tenant is not None:
+            statement = statement.where(User.tenant_id == _tenant_id(session, request.tenant))
+    else:
+        tenant_id = _tenant_id(session, request.tenant or DEFAULT_TENANT)
+        column = User.user_name_key if request.identifier == "userName" else User.external_id
+        value = fold(request.value) if request.identifier == "userName" else request.value
+        statement = statement.where(User.tenant_id == tenant_id, column == value)
+    user = session.scalar(statement)
+    if user is None:
+        where = f" in tenant '{request.tenant}'" if request.tenant else ""
+        raise NotFound(f"no user with {request.identifier} '{request.value}'{where}")
+    return user
+
+
+def _tenant_id(session: Session, name: str) -> int:
+    tenant_id = session.scalar(select(Tenant.id).where(Tenant.name == name))
+    if tenant_id is None:
+        raise NotFound(f"no tenant named '{name}'")
+    return tenant_id
+
+
+#: Built once: introspection is the hot path, and these run on every call.
+_LIVE_SESSION = (
+    select(AppSession.user_id, AppSession.client, AppSession.revoked_at,
+           AppSession.expires_at, User.user_name, User.active, Tenant.name)
+    .join(User, User.id == AppSession.user_id)
+    .join(Tenant, Tenant.id == AppSession.tenant_id)
+    .where(AppSession.id == bindparam("sid"))
+)
+_GROUP_NAMES = (
+    select(Group.display_name)
+    .join(Membership, Membership.group_id == Group.id)
+    .where(Membership.user_id == bindparam("user_id"))
+    .order_by(Group.display_name_key, Group.id)
+)
+
+
+def introspect(session: Session, keys: KeyRing, token: Any, issuer: str) -> dict[str, Any]:
+    """RFC 7662 §2.2: the session's current state, or only ``{"active": false}``."""
+    try:
+        claims = keys.verify(session, token, issuer)
+    except jose.InvalidToken:
+        return {"active": False}
+    connection = session.connection()
+    found = connection.execute(_LIVE_SESSION, {"sid": claims["sid"]}).first()
+    if (
+        found is None
+        or found.revoked_at is not None
+        or found.expires_at <= utcnow()
+        or not found.active
+        or found.user_id != claims["sub"]
+    ):
+        return {"active": False}
+    groups = list(connection.scalars(_GROUP_NAMES, {"user_id": found.user_id}))
+    return {
+        "active": True,
+        "sub": found.user_id,
+        "sid": claims["sid"],
+        "username": found.user_name,
+        "exp": claims["exp"],
+        "iat": claims["iat"],
+        "iss": claims["iss"],
+        "client": found.client,
+        "groups": groups,
+        "tenant": found.name,
+        "token_type": "Bearer",
+    }
+
+
+def logout(session: Session, session_id: str, actor: str) -> None:
+    """The user's own logout: revoke one session (idempotent); 404 when it never existed."""
+    found = session.execute(
+        select(AppSession.tenant_id, AppSession.user_id).where(AppSession.id == session_id)
+    ).first()
+    if found is None:
+        raise NotFound(f"no session with id '{session_id}'")
+    revoke_user_sessions(
+        session,
+        tenant_id=found.tenant_id,
+        user_ids=[found.user_id],
+        cause=Cause(LOGOUT, actor, detail="the user logged out"),
+        session_id=session_id,
+        record_without_sessions=False,
+    )

@@ -1,0 +1,233 @@
+"""What an admin can do with users: see them with their groups and live sessions, and force
+logout one user or many. Force logout revokes sessions through the choke point and nothing
+else: ``active`` and group memberships are never touched (PRODUCT.md, "The rule")."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import ColumnElement, exists, func, or_, select
+from sqlalchemy.orm import Session
+
+from ..db import utcnow
+from ..errors import InvalidValue, NotFound
+from ..models import AppSession, Group, Membership, User, UserValue
+from ..revocation.choke import FORCE_LOGOUT, Cause, revoke_user_sessions
+from ..scim.filters import compile_filter
+from ..scim.resources import fold, iso
+from ..scim.schema import USER_TYPE
+from . import Actor
+
+DEFAULT_COUNT = 50
+_CHUNK = 5000
+
+
+def integer(params: Mapping[str, Any], name: str, default: int, low: int, high: int) -> int:
+    """A query parameter as an integer clamped to [low, high]; 400 when it is not a number."""
+    raw = params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return min(max(int(raw), low), high)
+    except (TypeError, ValueError):
+        raise InvalidValue(f"'{name}' must be an integer, got {raw!r}") from None
+
+
+def list_users(
+    session: Session, tenant_id: int, params: Mapping[str, Any], max_count: int
+) -> dict[str, Any]:
+    """Users of the tenant by userName, filtered by ``search``, ``group`` and ``active``."""
+    conditions = [User.tenant_id == tenant_id]
+    search = (params.get("search") or "").strip()
+    if search:
+        conditions.append(_matches(search.lower()))
+    group = (params.get("group") or "").strip()
+    if group:
+        conditions.append(
+            exists().where(
+                Membership.user_id == User.id,
+                Membership.group_id == Group.id,
+                Group.tenant_id == tenant_id,
+                or_(Group.id == group, Group.display_name_key == fold(group)),
+            )
+        )
+    active = (params.get("active") or "").strip().lower()
+    if active:
+        if active not in ("true", "false"):
+            raise InvalidValue("'active' must be 'true' or 'false'")
+        conditions.append(User.active.is_(active == "true"))
+    start = integer(params, "startIndex", 1, 1, 2**31)
+    count = integer(params, "count", DEFAULT_COUNT, 0, max_count)
+    total = session.scalar(select(func.count()).select_from(User).where(*conditions)) or 0
+    users = list(
+        session.scalars(
+            select(User)
+            .where(*conditions)
+            .order_by(User.user_name_key, User.id)
+            .offset(start - 1)
+            .limit(count)
+        )
+    ) if count else []
+    ids = [user.id for user in users]
+    groups, live = _groups_of(session, ids), live_session_counts(session, ids)
+    return {
+        "total_results": total,
+        "start_index": start,
+        "items_per_page": len(users),
+        "users": [
+            {
+                **user_summary(user),
+                "externalId": user.external_id,
+                "groups": [{"id": gid, "displayName": name} for gid, name in groups[user.id]],
+                "active_sessions": live.get(user.id, 0),
+            }
+            for user in users
+        ],
+    }
+
+
+def _matches(needle: str) -> ColumnElement[bool]:
+    """Case-insensitive substring search over names and emails."""
+    return or_(
+        User.user_name_key.contains(needle, autoescape=True),
+        func.lower(User.display_name).contains(needle, autoescape=True),
+        func.lower(User.name_given).contains(needle, autoescape=True),
+        func.lower(User.name_family).contains(needle, autoescape=True),
+        User.external_id == needle,
+        exists().where(
+            UserValue.user_id == User.id,
+            UserValue.attribute == "emails",
+            UserValue.value_key.contains(needle, autoescape=True),
+        ),
+    )
+
+
+def user_summary(user: User) -> dict[str, Any]:
+    return {"id": user.id, "userName": user.user_name, "displayName": user.display_name,
+            "active": user.active}
+
+
+def _groups_of(session: Session, user_ids: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
+    found: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    if user_ids:
+        for user_id, group_id, name in session.execute(
+            select(Membership.user_id, Group.id, Group.display_name)
+            .join(Group, Group.id == Membership.group_id)
+            .where(Membership.user_id.in_(user_ids))
+            .order_by(Group.display_name_key, Group.id)
+        ):
+            found[user_id].append((group_id, name))
+    return found
+
+
+def live_session_counts(session: Session, user_ids: Sequence[str]) -> dict[str, int]:
+    if not user_ids:
+        return {}
+    rows = session.execute(
+        select(AppSession.user_id, func.count())
+        .where(AppSession.user_id.in_(user_ids), AppSession.revoked_at.is_(None),
+               AppSession.expires_at > utcnow())
+        .group_by(AppSession.user_id)
+    )
+    return {user_id: count for user_id, count in rows}
+
+
+def user_sessions(
+    session: Session, tenant_id: int, user_id: str, params: Mapping[str, Any], max_count: int
+) -> dict[str, Any]:
+    """A user's sessions, newest first, live and ended (a deleted user's history included)."""
+    user = session.scalar(select(User).where(User.id == user_id, User.tenant_id == tenant_id))
+    mine = [AppSession.tenant_id == tenant_id, AppSession.user_id == user_id]
+    if user is None and session.scalar(select(AppSession.id).where(*mine).limit(1)) is None:
+        raise NotFound(f"no user with id '{user_id}'")
+    count = integer(params, "count", 100, 0, max_count)
+    now = utcnow()
+    rows = session.scalars(
+        select(AppSession).where(*mine)
+        .order_by(AppSession.created_at.desc(), AppSession.id).limit(count)
+    )
+    sessions = [
+        {
+            "session_id": row.id,
+            "client": row.client,
+            "created_at": iso(row.created_at),
+            "expires_at": iso(row.expires_at),
+            "revoked_at": iso(row.revoked_at) if row.revoked_at else None,
+            "active": row.revoked_at is None and row.expires_at > now,
+        }
+        for row in rows
+    ]
+    return {
+        "user": user_summary(user) if user is not None else None,
+        "user_id": user_id,
+        "active_sessions": live_session_counts(session, [user_id]).get(user_id, 0),
+        "sessions": sessions,
+    }
+
+
+def force_logout_user(session: Session, actor: Actor, user_id: str) -> int:
+    """Revoke every live session of one user; returns how many ended."""
+    if session.scalar(
+        select(User.id).where(User.id == user_id, User.tenant_id == actor.tenant_id)
+    ) is None:
+        raise NotFound(f"no user with id '{user_id}'")
+    return _force_logout(session, actor, [user_id])
+
+
+def bulk_logout(session: Session, actor: Actor, body: Any) -> dict[str, int]:
+    """Bulk User Logout by ``user_ids`` or a SCIM ``filter``; ``dry_run`` only counts."""
+    if not isinstance(body, Mapping):
+        raise InvalidValue("the request body must be a JSON object")
+    if ("user_ids" in body) == ("filter" in body):
+        raise InvalidValue("send exactly one of 'user_ids' (a list of ids) or 'filter'")
+    dry_run = body.get("dry_run", False)
+    if not isinstance(dry_run, bool):
+        raise InvalidValue("'dry_run' must be true or false")
+    if "filter" in body:
+        text = body["filter"]
+        if not isinstance(text, str) or not text.strip():
+            raise InvalidValue("'filter' must be a SCIM filter, e.g. 'title eq \"Nurse\"'")
+        user_ids = list(session.scalars(
+            select(User.id).where(User.tenant_id == actor.tenant_id,
+                                  compile_filter(text, USER_TYPE))
+        ))
+    else:
+        user_ids = _existing(session, actor.tenant_id, body["user_ids"])
+    if dry_run:
+        live: dict[str, int] = {}
+        for start in range(0, len(user_ids), _CHUNK):
+            live.update(live_session_counts(session, user_ids[start : start + _CHUNK]))
+        return {"users": len(user_ids), "revoked_sessions": 0,
+                "active_sessions": sum(live.values())}
+    return {"users": len(user_ids), "revoked_sessions": _force_logout(session, actor, user_ids)}
+
+
+def _existing(session: Session, tenant_id: int, raw: Any) -> list[str]:
+    """The ids, all of which must be users of this tenant (else 404 and nothing changes)."""
+    if not isinstance(raw, list) or not all(isinstance(i, str) and i for i in raw):
+        raise InvalidValue("'user_ids' must be a list of user ids")
+    ids = list(dict.fromkeys(raw))
+    found: set[str] = set()
+    for start in range(0, len(ids), _CHUNK):
+        found.update(session.scalars(
+            select(User.id).where(User.tenant_id == tenant_id,
+                                  User.id.in_(ids[start : start + _CHUNK]))
+        ))
+    missing = [user_id for user_id in ids if user_id not in found]
+    if missing:
+        shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
+        raise NotFound(f"no user with id {shown} in this tenant; nobody was logged out")
+    return ids
+
+
+def _force_logout(session: Session, actor: Actor, user_ids: list[str]) -> int:
+    revoked = revoke_user_sessions(
+        session,
+        tenant_id=actor.tenant_id,
+        user_ids=user_ids,
+        cause=Cause(FORCE_LOGOUT, actor.name, detail="forced logout by an admin"),
+        record_without_sessions=False,
+    )
+    return sum(len(ids) for ids in revoked.values())

@@ -1,0 +1,138 @@
+"""What an admin reads: the revocation and audit log (ordered by event id, the cursor) and the
+SCIM request log ("why did my sync fail?"). Both are scoped to the admin's tenant."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..errors import InvalidValue
+from ..models import Event, RequestLogEntry
+from ..scim.resources import iso
+from .admin import integer
+
+DEFAULT_COUNT = 100
+_METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE"}
+
+
+def _cursor(params: Mapping[str, Any], name: str) -> int | None:
+    raw = params.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        value = int(raw)
+    except (TypeError, ValueError):
+        raise InvalidValue(f"'{name}' must be a cursor returned by this API") from None
+    if not 0 <= value < 2**62:
+        raise InvalidValue(f"'{name}' must be a cursor returned by this API")
+    return value
+
+
+def _moment(params: Mapping[str, Any], name: str) -> dt.datetime | None:
+    raw = params.get(name)
+    if not raw:
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidValue(f"'{name}' must be an ISO 8601 time, got {raw!r}") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+def list_events(
+    session: Session, tenant_id: int, params: Mapping[str, Any], max_count: int
+) -> dict[str, Any]:
+    """Events after the cursor ``after``, oldest first; filters ``user_id``, ``type``
+    (comma-separated), ``since`` and ``until`` (ISO 8601)."""
+    conditions = [Event.tenant_id == tenant_id]
+    after = _cursor(params, "after")
+    if after is not None:
+        conditions.append(Event.id > after)
+    if params.get("user_id"):
+        conditions.append(Event.user_id == params["user_id"])
+    if params.get("type"):
+        conditions.append(Event.type.in_([t.strip() for t in str(params["type"]).split(",")]))
+    since, until = _moment(params, "since"), _moment(params, "until")
+    if since is not None:
+        conditions.append(Event.occurred_at >= since)
+    if until is not None:
+        conditions.append(Event.occurred_at < until)
+    count = integer(params, "count", DEFAULT_COUNT, 1, max_count)
+    rows = list(
+        session.scalars(select(Event).where(*conditions).order_by(Event.id).limit(count + 1))
+    )
+    has_more = len(rows) > count
+    rows = rows[:count]
+    last = rows[-1].id if rows else after
+    return {
+        "events": [event_json(row) for row in rows],
+        "next_cursor": str(last) if last is not None else None,
+        "has_more": has_more,
+    }
+
+
+def event_json(event: Event) -> dict[str, Any]:
+    return {
+        "id": event.id,
+        "type": event.type,
+        "occurred_at": iso(event.occurred_at),
+        "user_id": event.user_id,
+        "actor": event.actor,
+        "group_id": event.group_id,
+        "group_name": event.group_name,
+        "detail": event.detail,
+        "session_ids": list(event.session_ids or []),
+    }
+
+
+def list_requests(
+    session: Session, tenant_id: int, params: Mapping[str, Any], max_count: int
+) -> dict[str, Any]:
+    """SCIM requests, newest first; ``status`` (404, 4xx, or ``error`` for every failure),
+    ``method`` and the cursor ``before``."""
+    conditions = [RequestLogEntry.tenant_id == tenant_id]
+    status = str(params.get("status") or "").strip().lower()
+    if status == "error":
+        conditions.append(RequestLogEntry.status >= 400)
+    elif len(status) == 3 and status[0] in "12345" and status[1:] == "xx":
+        low = int(status[0]) * 100
+        conditions.append(RequestLogEntry.status.between(low, low + 99))
+    elif status:
+        if not (len(status) == 3 and status.isascii() and status.isdigit()):
+            raise InvalidValue("'status' must be a status code, a class such as '4xx', or 'error'")
+        conditions.append(RequestLogEntry.status == int(status))
+    method = str(params.get("method") or "").strip().upper()
+    if method:
+        if method not in _METHODS:
+            raise InvalidValue(f"'method' must be one of {', '.join(sorted(_METHODS))}")
+        conditions.append(RequestLogEntry.method == method)
+    before = _cursor(params, "before")
+    if before is not None:
+        conditions.append(RequestLogEntry.id < before)
+    count = integer(params, "count", DEFAULT_COUNT, 1, max_count)
+    rows = list(session.scalars(
+        select(RequestLogEntry).where(*conditions)
+        .order_by(RequestLogEntry.id.desc()).limit(count + 1)
+    ))
+    has_more = len(rows) > count
+    rows = rows[:count]
+    return {
+        "requests": [
+            {
+                "id": row.id,
+                "created_at": iso(row.created_at),
+                "method": row.method,
+                "path": row.path,
+                "status": row.status,
+                "duration_ms": row.duration_ms,
+                "reason": row.reason,
+                "token_name": row.token_name,
+            }
+            for row in rows
+        ],
+        "next_cursor": str(rows[-1].id) if has_more else None,
+    }
