@@ -178,3 +178,7 @@ def keys_list() -> None:
 
     for line in _in_transaction(rows):
         click.echo(line)
+
+
+if __name__ == "__main__":
+    main()

@@ -154,6 +154,8 @@ class Membership(Base):
     user_id: Mapped[str] = mapped_column(
         ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
     )
+    #: The member's ``display`` as the IdP sent it (RFC 7643 §4.2), echoed back unchanged.
+    display: Mapped[str | None] = mapped_column(String(512))
 
 
 class AppSession(Base):

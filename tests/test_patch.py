@@ -174,6 +174,21 @@ USER_FORMS = [
         id="pathless-extension-urn-key-with-object",
     ),
     pytest.param(
+        [{"op": "add", "path": ENT, "value": {"department": "R&D"}}],
+        {ENT: {"employeeNumber": "701984", "manager": {"value": "mgr-1"}, "department": "R&D"}},
+        id="add-to-extension-urn-path-merges",
+    ),
+    pytest.param(
+        [{"op": "replace", "path": ENT.lower(), "value": {"employeeNumber": "7"}}],
+        {ENT: {"employeeNumber": "7", "manager": {"value": "mgr-1"}}},
+        id="replace-extension-urn-path-merges",
+    ),
+    pytest.param(
+        [{"op": "remove", "path": ENT}],
+        {ENT: ABSENT},
+        id="remove-extension-urn-path-clears-the-extension",
+    ),
+    pytest.param(
         [{"op": "replace", "value": {"name": {"givenName": "Ally"}}}],
         {"name": {"givenName": "Ally", "familyName": "Smith"}},
         id="pathless-complex-value-merges",
@@ -379,8 +394,10 @@ def test_okta_activate_pathless_sets_active_true() -> None:
         ('addresses[type eq "work"].streetAddress', {"type": "work", "streetAddress": "1 Main"}),
         ('addresses[type eq "work"].postalCode', {"type": "work", "postalCode": "98052"}),
         ('addresses[type eq "work"].country', {"type": "work", "country": "US"}),
-        ('phoneNumbers[type eq "work" and primary eq true].value',
-         {"type": "work", "primary": True, "value": "+1 555 0199"}),
+        (
+            'phoneNumbers[type eq "work" and primary eq true].value',
+            {"type": "work", "primary": True, "value": "+1 555 0199"},
+        ),
     ],
 )
 @pytest.mark.parametrize("op", ["Add", "Replace", "add", "replace"])
@@ -410,9 +427,17 @@ def test_value_filter_miss_with_empty_value_changes_nothing() -> None:
     )
 
 
-def test_value_filter_miss_that_cannot_build_an_element_is_no_target() -> None:
+@pytest.mark.parametrize(
+    "path",
+    [
+        'emails[value co "nobody"].type',
+        'emails[type eq "home" or type eq "other"].value',
+        'emails[not (type eq "work")].value',
+    ],
+)
+def test_value_filter_miss_that_cannot_build_an_element_is_no_target(path: str) -> None:
     with pytest.raises(NoTarget):
-        patch_user({"op": "replace", "path": 'emails[value co "nobody"].type', "value": "home"})
+        patch_user({"op": "replace", "path": path, "value": "x@home.net"})
 
 
 def test_entra_legacy_manager_list_form_sets_the_manager() -> None:
@@ -442,18 +467,25 @@ def test_apply_does_not_mutate_the_input_document() -> None:
 @pytest.mark.parametrize(
     "request_body",
     [
-        pytest.param({"Operations": [{"op": "replace", "value": {"active": False}}]},
-                     id="missing-schemas"),
-        pytest.param({"schemas": [], "Operations": [{"op": "replace", "value": {"active": False}}]},
-                     id="empty-schemas"),
         pytest.param(
-            {"Operations": [{"op": "Replace", "path": "active", "value": False}],
-             "schemas": [PATCH_OP]},
+            {"Operations": [{"op": "replace", "value": {"active": False}}]}, id="missing-schemas"
+        ),
+        pytest.param(
+            {"schemas": [], "Operations": [{"op": "replace", "value": {"active": False}}]},
+            id="empty-schemas",
+        ),
+        pytest.param(
+            {
+                "Operations": [{"op": "Replace", "path": "active", "value": False}],
+                "schemas": [PATCH_OP],
+            },
             id="operations-before-schemas",
         ),
         pytest.param(
-            {"SCHEMAS": [PATCH_OP.upper()],
-             "operations": [{"OP": "REPLACE", "Path": "active", "Value": "False"}]},
+            {
+                "SCHEMAS": [PATCH_OP.upper()],
+                "operations": [{"OP": "REPLACE", "Path": "active", "Value": "False"}],
+            },
             id="any-case-keys-and-ops",
         ),
         pytest.param(
@@ -504,37 +536,86 @@ def test_empty_operations_is_a_no_op() -> None:
         ),
         pytest.param(body({"op": "remove"}), NoTarget, id="remove-without-path"),
         pytest.param(body({"op": "add", "path": "title"}), InvalidValue, id="add-without-value"),
-        pytest.param(body({"op": "replace", "value": "x"}), InvalidValue,
-                     id="pathless-value-is-a-string"),
-        pytest.param(body({"op": "replace", "value": [{"active": False}]}), InvalidValue,
-                     id="pathless-value-is-a-list"),
-        pytest.param(body({"op": "replace", "path": 7, "value": "x"}), InvalidPath,
-                     id="path-not-a-string"),
-        pytest.param(body({"op": "replace", "path": "shoeSize", "value": "44"}), InvalidPath,
-                     id="unknown-attribute"),
-        pytest.param(body({"op": "replace", "path": "urn:example:x:1.0:User:a", "value": 1}),
-                     InvalidPath, id="unknown-schema-urn"),
-        pytest.param(body({"op": "replace", "path": "name.nickName", "value": "x"}), InvalidPath,
-                     id="unknown-sub-attribute"),
-        pytest.param(body({"op": "replace", "path": "emails[type eq ].value", "value": "x"}),
-                     InvalidPath, id="malformed-filter"),
-        pytest.param(body({"op": "replace", "path": 'emails[type eq "work".value', "value": "x"}),
-                     InvalidPath, id="unclosed-filter"),
-        pytest.param(body({"op": "replace", "path": 'name[givenName eq "A"]', "value": "x"}),
-                     InvalidPath, id="filter-on-single-valued-attribute"),
-        pytest.param(body({"op": "replace", "path": "name..givenName", "value": "x"}),
-                     InvalidPath, id="malformed-dots"),
-        pytest.param(body({"op": "replace", "path": "id", "value": "x"}), Mutability,
-                     id="path-to-id"),
+        pytest.param(
+            body({"op": "replace", "value": "x"}), InvalidValue, id="pathless-value-is-a-string"
+        ),
+        pytest.param(
+            body({"op": "replace", "value": [{"active": False}]}),
+            InvalidValue,
+            id="pathless-value-is-a-list",
+        ),
+        pytest.param(
+            body({"op": "add", "path": ENT, "value": "x"}),
+            InvalidValue,
+            id="extension-urn-path-with-non-object-value",
+        ),
+        pytest.param(
+            body({"op": "replace", "path": 7, "value": "x"}), InvalidPath, id="path-not-a-string"
+        ),
+        pytest.param(
+            body({"op": "replace", "path": "shoeSize", "value": "44"}),
+            InvalidPath,
+            id="unknown-attribute",
+        ),
+        pytest.param(
+            body({"op": "replace", "path": "urn:example:x:1.0:User:a", "value": 1}),
+            InvalidPath,
+            id="unknown-schema-urn",
+        ),
+        pytest.param(
+            body({"op": "replace", "path": "name.nickName", "value": "x"}),
+            InvalidPath,
+            id="unknown-sub-attribute",
+        ),
+        pytest.param(
+            body({"op": "replace", "path": "emails[type eq ].value", "value": "x"}),
+            InvalidPath,
+            id="malformed-filter",
+        ),
+        pytest.param(
+            body({"op": "replace", "path": 'emails[nosuch eq "x"].value', "value": "x"}),
+            InvalidPath,
+            id="filter-on-unknown-sub-attribute",
+        ),
+        pytest.param(
+            body({"op": "replace", "path": 'emails[type eq "work".value', "value": "x"}),
+            InvalidPath,
+            id="unclosed-filter",
+        ),
+        pytest.param(
+            body({"op": "replace", "path": 'name[givenName eq "A"]', "value": "x"}),
+            InvalidPath,
+            id="filter-on-single-valued-attribute",
+        ),
+        pytest.param(
+            body({"op": "replace", "path": "name..givenName", "value": "x"}),
+            InvalidPath,
+            id="malformed-dots",
+        ),
+        pytest.param(
+            body({"op": "replace", "path": "id", "value": "x"}), Mutability, id="path-to-id"
+        ),
         pytest.param(body({"op": "remove", "path": "meta"}), Mutability, id="path-to-meta"),
-        pytest.param(body({"op": "replace", "path": "meta.created", "value": "x"}), Mutability,
-                     id="path-to-meta-sub-attribute"),
-        pytest.param(body({"op": "add", "path": "groups", "value": [{"value": "g"}]}),
-                     Mutability, id="path-to-groups"),
-        pytest.param(body({"op": "replace", "value": {'emails[type eq ]': "x"}}), InvalidPath,
-                     id="pathless-key-with-malformed-filter"),
-        pytest.param(body({"op": "replace", "path": f"{MANAGER}.displayName", "value": "x"}),
-                     Mutability, id="path-to-read-only-sub-attribute"),
+        pytest.param(
+            body({"op": "replace", "path": "meta.created", "value": "x"}),
+            Mutability,
+            id="path-to-meta-sub-attribute",
+        ),
+        pytest.param(
+            body({"op": "add", "path": "groups", "value": [{"value": "g"}]}),
+            Mutability,
+            id="path-to-groups",
+        ),
+        pytest.param(
+            body({"op": "replace", "value": {"emails[type eq ]": "x"}}),
+            InvalidPath,
+            id="pathless-key-with-malformed-filter",
+        ),
+        pytest.param(
+            body({"op": "replace", "path": f"{MANAGER}.displayName", "value": "x"}),
+            Mutability,
+            id="path-to-read-only-sub-attribute",
+        ),
     ],
 )
 def test_bad_request_is_rejected(request_body: Any, error: type[BridgeError]) -> None:
@@ -597,8 +678,12 @@ def test_user_path_parses_to_canonical_spelling(
     text: str, expected: tuple[str | None, str, bool, str | None]
 ) -> None:
     path = parse_path(text, USER_TYPE)
-    assert (path.schema_uri, path.attribute, path.value_filter is not None,
-            path.sub_attribute) == expected
+    assert (
+        path.schema_uri,
+        path.attribute,
+        path.value_filter is not None,
+        path.sub_attribute,
+    ) == expected
 
 
 def test_member_filter_path_parses() -> None:
@@ -619,7 +704,7 @@ GROUP_FORMS = [
             {"op": "remove", "path": 'members[value eq "u1"]'},
             {"op": "add", "path": "members", "value": [{"value": "u2", "display": "bob"}]},
         ],
-        [MemberChange("remove", ("u1",)), MemberChange("add", ("u2",))],
+        [MemberChange("remove", ("u1",)), MemberChange("add", ("u2",), (("u2", "bob"),))],
         id="okta-remove-by-filter-then-add",
     ),
     pytest.param(
@@ -628,8 +713,13 @@ GROUP_FORMS = [
         id="okta-push-replaces-members",
     ),
     pytest.param(
-        [{"op": "Add", "path": "members",
-          "value": [{"$ref": None, "value": "u1"}, {"$ref": None, "value": "u2"}]}],
+        [
+            {
+                "op": "Add",
+                "path": "members",
+                "value": [{"$ref": None, "value": "u1"}, {"$ref": None, "value": "u2"}],
+            }
+        ],
         [MemberChange("add", ("u1", "u2"))],
         id="entra-add-members-with-null-ref",
     ),
@@ -654,9 +744,19 @@ GROUP_FORMS = [
         id="remove-members-by-or-filter",
     ),
     pytest.param(
+        [{"op": "remove", "path": 'members[value eq "u1" or value eq "u2" or value eq "u1"]'}],
+        [MemberChange("remove", ("u1", "u2"))],
+        id="remove-members-by-long-or-filter-deduplicated",
+    ),
+    pytest.param(
         [{"op": "remove", "path": 'members[VALUE EQ "u1"]'}],
         [MemberChange("remove", ("u1",))],
         id="remove-member-filter-any-case",
+    ),
+    pytest.param(
+        [{"op": "Remove", "path": "members", "value": []}],
+        [MemberChange("remove", ())],
+        id="remove-members-with-empty-value-list-removes-nobody",
     ),
     pytest.param(
         [{"op": "remove", "path": "members"}],
@@ -722,18 +822,41 @@ def test_remove_members_value_array_tolerates_a_repeated_entry() -> None:
 @pytest.mark.parametrize(
     ("operation", "error"),
     [
-        pytest.param({"op": "remove", "path": 'members[display eq "bob"]'}, InvalidFilter,
-                     id="filter-on-other-sub-attribute"),
-        pytest.param({"op": "remove", "path": 'members[value sw "u"]'}, InvalidFilter,
-                     id="filter-with-other-operator"),
-        pytest.param({"op": "add", "path": "members", "value": [{"display": "bob"}]},
-                     InvalidValue, id="member-without-value"),
-        pytest.param({"op": "add", "path": "members", "value": [{"value": ""}]},
-                     InvalidValue, id="member-with-empty-value"),
-        pytest.param({"op": "add", "path": 'members[value eq "u1"]', "value": {"value": "u1"}},
-                     InvalidPath, id="add-with-member-filter"),
-        pytest.param({"op": "replace", "path": "members.value", "value": "u1"},
-                     InvalidPath, id="member-sub-attribute-path"),
+        pytest.param(
+            {"op": "remove", "path": 'members[display eq "bob"]'},
+            InvalidFilter,
+            id="filter-on-other-sub-attribute",
+        ),
+        pytest.param(
+            {"op": "remove", "path": 'members[value sw "u"]'},
+            InvalidFilter,
+            id="filter-with-other-operator",
+        ),
+        pytest.param(
+            {"op": "remove", "path": 'members[value eq "u1" and type eq "User"]'},
+            InvalidFilter,
+            id="filter-with-and",
+        ),
+        pytest.param(
+            {"op": "add", "path": "members", "value": [{"display": "bob"}]},
+            InvalidValue,
+            id="member-without-value",
+        ),
+        pytest.param(
+            {"op": "add", "path": "members", "value": [{"value": ""}]},
+            InvalidValue,
+            id="member-with-empty-value",
+        ),
+        pytest.param(
+            {"op": "add", "path": 'members[value eq "u1"]', "value": {"value": "u1"}},
+            InvalidPath,
+            id="add-with-member-filter",
+        ),
+        pytest.param(
+            {"op": "replace", "path": "members.value", "value": "u1"},
+            InvalidPath,
+            id="member-sub-attribute-path",
+        ),
     ],
 )
 def test_bad_member_operation_is_rejected(

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from typing import Any
 
 from flask import Blueprint, Response, g, request
 
 from ..auth import authenticate
-from ..errors import BridgeError, NotFound, NotModified
+from ..errors import BridgeError, InvalidSyntax, NotFound, NotModified
+from ..models import Group, User
 from ..scim import discovery
 from ..scim.projection import project, wants
 from ..scim.resources import etag, group_to_document, user_to_document
@@ -40,8 +42,7 @@ def scim_error(error: BridgeError) -> Response:
 @bp.before_request
 def _authenticate() -> None:
     g.started = time.perf_counter()
-    principal = authenticate(db(write=False) if request.method == "GET" else db(),
-                             request.headers.get("Authorization"), "scim")
+    principal = authenticate(db(), request.headers.get("Authorization"), "scim")
     g.principal = principal
     g.actor = Actor(
         tenant_id=principal.tenant_id,
@@ -213,7 +214,7 @@ def delete_group(group_id: str) -> Response:
 
 
 def _search(resource_type: ResourceType, query: ListQuery) -> Response:
-    model = users.User if resource_type is USER_TYPE else groups.Group
+    model = User if resource_type is USER_TYPE else Group
     total, rows = page(db(), model, resource_type, g.actor.tenant_id, query)
     render = render_users if resource_type is USER_TYPE else render_groups
     return scim_response(_list_body(total, query, render(rows, query)))
@@ -222,7 +223,7 @@ def _search(resource_type: ResourceType, query: ListQuery) -> Response:
 def _search_body() -> ListQuery:
     body = json_body()
     if not isinstance(body, dict):
-        raise NotFound("a SearchRequest must be a JSON object")
+        raise InvalidSyntax("a SearchRequest must be a JSON object")
     return list_query(body, settings().max_page_size)
 
 
@@ -243,27 +244,21 @@ def search_all() -> Response:
     session = db()
     tenant_id = g.actor.tenant_id
     probe = ListQuery(filter=query.filter, count=0)
-    user_total, _ = page(session, users.User, USER_TYPE, tenant_id, probe)
-    group_total, _ = page(session, groups.Group, GROUP_TYPE, tenant_id, probe)
+    user_total, _ = page(session, User, USER_TYPE, tenant_id, probe)
+    group_total, _ = page(session, Group, GROUP_TYPE, tenant_id, probe)
     resources: list[dict[str, Any]] = []
     start, remaining = query.start_index, query.count
     if start <= user_total and remaining:
-        _, rows = page(session, users.User, USER_TYPE, tenant_id,
-                       _replace(query, start_index=start, count=remaining))
+        _, rows = page(session, User, USER_TYPE, tenant_id,
+                       replace(query, start_index=start, count=remaining))
         resources += render_users(rows, query)
         remaining -= len(rows)
     group_start = max(1, start - user_total)
     if remaining and group_start <= group_total:
-        _, rows = page(session, groups.Group, GROUP_TYPE, tenant_id,
-                       _replace(query, start_index=group_start, count=remaining))
+        _, rows = page(session, Group, GROUP_TYPE, tenant_id,
+                       replace(query, start_index=group_start, count=remaining))
         resources += render_groups(rows, query)
     return scim_response(_list_body(user_total + group_total, query, resources))
-
-
-def _replace(query: ListQuery, **changes: Any) -> ListQuery:
-    from dataclasses import replace
-
-    return replace(query, **changes)
 
 
 @bp.post("/Bulk")

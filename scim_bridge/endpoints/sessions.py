@@ -66,7 +66,7 @@ def _token_parameter() -> Any:
     if request.mimetype == "application/x-www-form-urlencoded":
         try:
             fields = parse_qs(request.get_data(cache=True).decode("utf-8", "replace"),
-                              max_num_fields=20)
+                              keep_blank_values=True, max_num_fields=20)
         except ValueError:
             raise BadRequest("the form has too many fields") from None
         token = next(iter(fields.get("token", [])), None)

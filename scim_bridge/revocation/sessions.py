@@ -66,7 +66,9 @@ def parse_request(body: Any, *, default_ttl: int, max_ttl: int) -> SessionReques
     client = body.get("client")
     if not isinstance(client, str) or not client.strip() or len(client) > 64:
         raise InvalidValue("'client' is required: a short name such as 'web' or 'mobile'")
-    ttl = body.get("ttl_seconds", min(default_ttl, max_ttl))
+    ttl = body.get("ttl_seconds")
+    if ttl is None:
+        ttl = min(default_ttl, max_ttl)
     if isinstance(ttl, bool) or not isinstance(ttl, int) or not 1 <= ttl <= max_ttl:
         raise InvalidValue(f"'ttl_seconds' must be an integer from 1 to {max_ttl}")
     tenant = body.get("tenant")

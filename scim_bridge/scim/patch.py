@@ -22,10 +22,11 @@ from .patch_paths import (
     check_writable,
     equality_terms,
     expand_pathless,
+    extension_named,
     parse_path,
     path_attribute,
 )
-from .schema import PATCH_OP, Attribute, ResourceType
+from .schema import PATCH_OP, Attribute, ResourceType, Schema
 
 __all__ = [
     "MAX_OPERATIONS",
@@ -57,6 +58,8 @@ class MemberChange:
 
     kind: str
     user_ids: tuple[str, ...]
+    #: (user id, display) for members the IdP named with a ``display``; stored as sent.
+    displays: tuple[tuple[str, str], ...] = ()
 
 
 # -- reading the request ----------------------------------------------------------------------
@@ -76,7 +79,11 @@ def parse_patch_request(body: Any, resource_type: ResourceType) -> list[Operatio
             f"a PATCH request may hold at most {MAX_OPERATIONS} operations, "
             f"got {len(raw_operations)}"
         )
-    return [_parse_operation(index, raw, resource_type) for index, raw in enumerate(raw_operations)]
+    return [
+        operation
+        for index, raw in enumerate(raw_operations)
+        for operation in _parse_operation(index, raw, resource_type)
+    ]
 
 
 def _check_schemas(schemas: Any) -> None:
@@ -89,7 +96,7 @@ def _check_schemas(schemas: Any) -> None:
         raise InvalidSyntax(f"'schemas' must contain {PATCH_OP!r}, got {schemas!r}")
 
 
-def _parse_operation(index: int, raw: Any, resource_type: ResourceType) -> Operation:
+def _parse_operation(index: int, raw: Any, resource_type: ResourceType) -> list[Operation]:
     where = f"Operations[{index}]"
     if not isinstance(raw, Mapping):
         raise InvalidSyntax(f"{where} must be an object with 'op', 'path' and 'value'")
@@ -99,8 +106,11 @@ def _parse_operation(index: int, raw: Any, resource_type: ResourceType) -> Opera
         raise InvalidSyntax(f"{where}.op must be one of add, remove, replace; got {op!r}")
     op = op.lower()
     raw_path, value = fields.get("path"), fields.get("value")
-    if isinstance(raw_path, str) and not raw_path.strip():
-        raw_path = None  # "path": "" is read as no path
+    if isinstance(raw_path, str):
+        raw_path = raw_path.strip() or None  # "path": "" is read as no path
+    extension = extension_named(raw_path, resource_type)
+    if extension is not None:
+        return _extension_operations(where, op, extension, value, resource_type)
     if raw_path is None:
         if op == "remove":
             raise NoTarget(f"{where}: 'remove' needs a 'path' (RFC 7644 §3.5.2.2)")
@@ -108,13 +118,30 @@ def _parse_operation(index: int, raw: Any, resource_type: ResourceType) -> Opera
             raise InvalidValue(
                 f"{where}: '{op}' without 'path' needs an object 'value' of attributes"
             )
-        list(expand_pathless(value, resource_type))  # check every key now, before anything changes
-        return Operation(op, None, value)
+        list(expand_pathless(value, resource_type))  # check every key now
+        return [Operation(op, None, value)]
     path = parse_path(raw_path, resource_type)
     check_writable(path, resource_type)
     if op != "remove" and "value" not in fields:
         raise InvalidValue(f"{where}: '{op}' needs a 'value'")
-    return Operation(op, path, value)
+    return [Operation(op, path, value)]
+
+
+def _extension_operations(
+    where: str, op: str, extension: Schema, value: Any, resource_type: ResourceType
+) -> list[Operation]:
+    """A path naming a whole extension (``urn:…:enterprise:2.0:User``): add and replace merge
+    its attributes like a path-less value keyed by the URN; remove clears each of them."""
+    if op == "remove":
+        return [
+            Operation("remove", Path(extension.id, attribute.name, None, None), None)
+            for attribute in extension.attributes
+        ]
+    if value is not None and not isinstance(value, Mapping):
+        raise InvalidValue(f"{where}: '{extension.id}' needs an object of its attributes")
+    operation = Operation(op, None, {extension.id: value})
+    list(expand_pathless(operation.value, resource_type))  # check every key now
+    return [operation]
 
 
 def _lower_keys(mapping: Mapping[Any, Any]) -> dict[str, Any]:
@@ -335,7 +362,7 @@ def split_group_operations(operations: Sequence[Operation]) -> list[Operation | 
         if path is None and isinstance(operation.value, Mapping):
             keys = [key for key in operation.value if str(key).lower() == "members"]
             for key in keys:
-                result.append(MemberChange(operation.op, _member_ids(operation.value[key])))
+                result.append(_listed_members(operation.op, operation.value[key]))
             rest = {k: v for k, v in operation.value.items() if k not in keys}
             if rest or not keys:
                 result.append(Operation(operation.op, None, rest))
@@ -352,27 +379,34 @@ def _member_change(operation: Operation, path: Path) -> MemberChange:
     if path.value_filter is None:
         if operation.op == "remove" and operation.value is None:
             return MemberChange("remove_all", ())
-        return MemberChange(operation.op, _member_ids(operation.value))
+        return _listed_members(operation.op, operation.value)
     if operation.op != "remove":
         raise InvalidPath(f"'{operation.op}' takes path 'members' with a list of members")
     terms = equality_terms(path.value_filter) or []
-    if not terms or any(len(t) != 1 or t[0][0].lower() != "value" for t in terms):
+    user_ids = [
+        term[0][1]
+        for term in terms
+        if len(term) == 1 and term[0][0].lower() == "value" and isinstance(term[0][1], str)
+    ]
+    if not terms or len(user_ids) != len(terms):
         raise InvalidFilter('a member filter must be value eq "<id>" terms joined by or')
-    return MemberChange("remove", _deduped(str(t[0][1]) for t in terms))
+    return MemberChange("remove", _deduped(user_ids))
 
 
-def _member_ids(value: Any) -> tuple[str, ...]:
-    """User ids from member entries ``{"value": id, "display"?, "$ref"?, "type"?}``."""
-    if value is None:
-        return ()
-    entries = value if isinstance(value, list) else [value]
+def _listed_members(op: str, value: Any) -> MemberChange:
+    """A change from member entries ``{"value": id, "display"?, "$ref"?, "type"?}``."""
+    entries = [] if value is None else value if isinstance(value, list) else [value]
     user_ids = []
+    displays = []
     for entry in entries:
-        member_id = _lower_keys(entry).get("value") if isinstance(entry, Mapping) else entry
+        fields = _lower_keys(entry) if isinstance(entry, Mapping) else {"value": entry}
+        member_id = fields.get("value")
         if not isinstance(member_id, str) or not member_id.strip():
             raise InvalidValue(f"each member needs a 'value' with the user id, got {entry!r}")
         user_ids.append(member_id.strip())
-    return _deduped(user_ids)
+        if isinstance(fields.get("display"), str) and fields["display"]:
+            displays.append((member_id.strip(), fields["display"]))
+    return MemberChange(op, _deduped(user_ids), tuple(displays))
 
 
 def _deduped(user_ids: Any) -> tuple[str, ...]:

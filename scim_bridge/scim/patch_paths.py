@@ -11,7 +11,7 @@ from typing import Any
 from scim2_filter_parser import ast
 
 from ..errors import BridgeError, InvalidPath, InvalidValue, Mutability
-from .filters import parse_value_filter
+from .filters import evaluate, parse_value_filter
 from .schema import Attribute, ResourceType, Schema, resolve, split_urn_path
 
 _NAME = r"\$?[A-Za-z][A-Za-z0-9_-]*"
@@ -59,6 +59,7 @@ def parse_known_path(text: Any, resource_type: ResourceType) -> Path | None:
             raise InvalidPath(f"path {text!r}: '{attribute.name}' is not multi-valued")
         try:
             value_filter = parse_value_filter(filter_text)
+            evaluate(value_filter, {}, attribute)  # checks sub-attribute names and operands
         except BridgeError as exc:
             raise InvalidPath(f"path {text!r} has an invalid filter: {exc.detail}") from exc
     sub = attribute.sub(sub_name) if sub_name is not None else None
@@ -86,17 +87,13 @@ def _split(rest: str, text: str) -> tuple[str, str | None, str | None]:
 
 
 def _closing_bracket(text: str, start: int) -> int | None:
-    """Index of the ``]`` closing a value filter, skipping quoted strings."""
-    in_string = escaped = False
+    """Index of the ``]`` closing a value filter, skipping quoted strings (which, as in the
+    filter lexer, have no escapes)."""
+    in_string = False
     for index in range(start, len(text)):
-        char = text[index]
-        if escaped:
-            escaped = False
-        elif in_string and char == "\\":
-            escaped = True
-        elif char == '"':
+        if text[index] == '"':
             in_string = not in_string
-        elif char == "]" and not in_string:
+        elif text[index] == "]" and not in_string:
             return index
     return None
 
@@ -133,7 +130,7 @@ def expand_pathless(value: Any, resource_type: ResourceType) -> Iterator[tuple[P
     for key, item in value.items():
         if not isinstance(key, str) or key.lower() == "schemas":
             continue
-        extension = _extension_named(key, resource_type)
+        extension = extension_named(key, resource_type)
         if extension is None:
             yield from _expand_key(key, item, resource_type)
         elif isinstance(item, Mapping):
@@ -155,12 +152,15 @@ def _expand_key(key: str, item: Any, resource_type: ResourceType) -> Iterator[tu
         yield path, item
 
 
-def _extension_named(key: str, resource_type: ResourceType) -> Schema | None:
+def extension_named(key: Any, resource_type: ResourceType) -> Schema | None:
+    """The extension schema ``key`` names exactly (case-insensitively), if any."""
+    if not isinstance(key, str):
+        return None
     lowered = key.lower()
     return next((s for s in resource_type.extensions if s.id.lower() == lowered), None)
 
 
-def equality_terms(node: Any) -> list[list[tuple[str, str]]] | None:
+def equality_terms(node: Any) -> list[list[tuple[str, Any]]] | None:
     """A value filter as ``or``-ed groups of ``and``-ed ``attr eq value`` terms, or ``None``
     when it uses anything else (``not``, other operators, nested paths)."""
     match node:
@@ -173,7 +173,8 @@ def equality_terms(node: Any) -> list[list[tuple[str, str]]] | None:
             if op.lower() == "or":
                 return left_terms + right_terms
             return [a + b for a in left_terms for b in right_terms]
-        case ast.AttrExpr(value=op, attr_path=ast.AttrPath(sub_attr=None, uri=None) as attr):
-            if op.lower() == "eq":
-                return [[(attr.attr_name, node.comp_value.value)]]
+        case ast.AttrExpr(
+            value=op, attr_path=ast.AttrPath(attr_name=str() as name, sub_attr=None, uri=None)
+        ) if op.lower() == "eq" and node.comp_value is not None:
+            return [[(name, node.comp_value.value)]]
     return None

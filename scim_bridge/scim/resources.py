@@ -174,7 +174,8 @@ def group_to_document(
 
 
 def _member_json(user_id: str, display: str | None, base_url: str) -> dict[str, Any]:
-    member = {"value": user_id, "$ref": f"{base_url}/Users/{user_id}", "type": "User"}
+    member: dict[str, Any] = {"value": user_id, "$ref": f"{base_url}/Users/{user_id}",
+                              "type": "User"}
     if display is not None:
         member["display"] = display
     return member

@@ -54,7 +54,7 @@ def process(
         raise InvalidValue("'failOnErrors' must be an integer")
 
     resolved: dict[str, str] = {}
-    results: list[dict[str, Any]] = []
+    results: list[tuple[int, dict[str, Any]]] = []
     errors = 0
     pending = list(enumerate(operations))
     while pending:
@@ -70,16 +70,15 @@ def process(
                                render_user, render_group)
             if int(outcome["status"]) >= 400:
                 errors += 1
-            results.append((index, outcome))  # type: ignore[arg-type]
+            results.append((index, outcome))
         if len(deferred) == len(pending):
-            for index, operation in deferred:
-                results.append((index, _error_result(operation, UnresolvedBulkId(  # type: ignore[arg-type]
-                    "the operation refers to a bulkId that no operation defines"))))
+            dangling = UnresolvedBulkId("the operation refers to a bulkId no operation defines")
+            results += [(index, _error_result(op, dangling)) for index, op in deferred]
             break
         pending = deferred
         if fail_on_errors and errors >= fail_on_errors:
             break
-    ordered = [outcome for _, outcome in sorted(results, key=lambda pair: pair[0])]  # type: ignore
+    ordered = [outcome for _, outcome in sorted(results, key=lambda pair: pair[0])]
     return {"schemas": [BULK_RESPONSE], "Operations": ordered}
 
 
@@ -158,26 +157,32 @@ def _run_one(
     return result
 
 
+_CREATE: dict[str, Callable[..., User | Group]] = {
+    "Users": users.create_user,
+    "Groups": groups.create_group,
+}
+_CHANGE: dict[tuple[str, str], Callable[..., User | Group]] = {
+    ("Users", "PUT"): users.replace_user,
+    ("Users", "PATCH"): users.patch_user,
+    ("Groups", "PUT"): groups.replace_group,
+    ("Groups", "PATCH"): groups.patch_group,
+}
+_DELETE: dict[str, Callable[..., None]] = {
+    "Users": users.delete_user,
+    "Groups": groups.delete_group,
+}
+
+
 def _dispatch(session: Session, actor: Actor, method: str, kind: str, resource_id: str | None,
               data: Any, version: Any) -> User | Group | None:
-    service: Any = users if kind == "Users" else groups
     if method == "POST":
-        return service.create_user(session, actor, data) if kind == "Users" else \
-            service.create_group(session, actor, data)
+        return _CREATE[kind](session, actor, data)
     assert resource_id is not None
     if_match = version if isinstance(version, str) else None
     if method == "DELETE":
-        (users.delete_user if kind == "Users" else groups.delete_group)(
-            session, actor, resource_id, if_match
-        )
+        _DELETE[kind](session, actor, resource_id, if_match)
         return None
-    operation = {
-        ("Users", "PUT"): users.replace_user,
-        ("Users", "PATCH"): users.patch_user,
-        ("Groups", "PUT"): groups.replace_group,
-        ("Groups", "PATCH"): groups.patch_group,
-    }[(kind, method)]
-    return operation(session, actor, resource_id, data, if_match)  # type: ignore[operator]
+    return _CHANGE[(kind, method)](session, actor, resource_id, data, if_match)
 
 
 def _error_result(operation: Any, error: BridgeError) -> dict[str, Any]:

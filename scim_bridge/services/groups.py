@@ -7,7 +7,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from ..errors import Conflict, InvalidValue, NotFound
@@ -44,16 +44,17 @@ def get_group(session: Session, tenant_id: int, group_id: str, *, for_update: bo
     return group
 
 
-def members_of(session: Session, group_ids: list[str]) -> dict[str, list[tuple[str, str]]]:
-    """(user id, display) of each group's members, in one query."""
-    result: dict[str, list[tuple[str, str]]] = defaultdict(list)
+def members_of(
+    session: Session, group_ids: list[str]
+) -> dict[str, list[tuple[str, str | None]]]:
+    """(user id, display as the IdP sent it) of each group's members, in one query."""
+    result: dict[str, list[tuple[str, str | None]]] = defaultdict(list)
     if not group_ids:
         return result
     rows = session.execute(
-        select(Membership.group_id, User.id, func.coalesce(User.display_name, User.user_name))
-        .join(User, User.id == Membership.user_id)
+        select(Membership.group_id, Membership.user_id, Membership.display)
         .where(Membership.group_id.in_(group_ids))
-        .order_by(Membership.group_id, User.id)
+        .order_by(Membership.group_id, Membership.user_id)
     )
     for group_id, user_id, display in rows:
         result[group_id].append((user_id, display))
@@ -67,7 +68,8 @@ def create_group(session: Session, actor: Actor, body: Any) -> Group:
     _check_unique(session, group)
     session.add(group)
     flush_unique(session, "a group with this displayName or externalId")
-    _add_members(session, actor, group, _member_ids(document))
+    ids, displays = _members(document)
+    _add_members(session, actor, group, ids, displays)
     return group
 
 
@@ -80,7 +82,7 @@ def replace_group(
     document = normalize(body, GROUP_TYPE)
     _apply(group, document)
     _check_unique(session, group)
-    _replace_members(session, actor, group, _member_ids(document))
+    _replace_members(session, actor, group, *_members(document))
     touch(group)
     flush_unique(session, "a group with this displayName or externalId")
     return group
@@ -136,21 +138,26 @@ def _apply(group: Group, document: dict[str, Any]) -> None:
     group.external_id = document.get("externalId")
 
 
-def _member_ids(document: dict[str, Any]) -> list[str]:
+def _members(document: dict[str, Any]) -> tuple[list[str], dict[str, str]]:
+    """Member ids of a Group body, and the ``display`` the IdP gave each (if any)."""
     ids = []
+    displays = {}
     for member in document.get("members") or []:
         if "value" not in member:
             raise InvalidValue("every member needs a 'value' (the user's id)")
         ids.append(member["value"])
-    return list(dict.fromkeys(ids))
+        if member.get("display"):
+            displays[member["value"]] = member["display"]
+    return list(dict.fromkeys(ids)), displays
 
 
 def _apply_member_change(
     session: Session, actor: Actor, group: Group, change: MemberChange
 ) -> bool:
     ids = list(dict.fromkeys(change.user_ids))
+    displays = dict(change.displays)
     if change.kind == "add":
-        return bool(_add_members(session, actor, group, ids))
+        return bool(_add_members(session, actor, group, ids, displays))
     if change.kind == "remove":
         return bool(_remove_members(session, actor, group, ids))
     if change.kind == "remove_all":
@@ -164,18 +171,27 @@ def _apply_member_change(
         _revoke(session, actor, group, removed, MEMBER_REMOVED, "removed from")
         return bool(removed)
     if change.kind == "replace":
-        return _replace_members(session, actor, group, ids)
+        return _replace_members(session, actor, group, ids, displays)
     raise InvalidValue(f"unknown member change '{change.kind}'")
 
 
-def _add_members(session: Session, actor: Actor, group: Group, ids: Sequence[str]) -> list[str]:
+def _add_members(
+    session: Session,
+    actor: Actor,
+    group: Group,
+    ids: Sequence[str],
+    displays: dict[str, str] | None = None,
+) -> list[str]:
     """Insert memberships that do not exist yet; returns the users actually added."""
     if not ids:
         return []
     _require_users(session, group.tenant_id, ids)
     added: list[str] = []
     for start in range(0, len(ids), _CHUNK):
-        rows = [{"group_id": group.id, "user_id": uid} for uid in ids[start : start + _CHUNK]]
+        rows = [
+            {"group_id": group.id, "user_id": uid, "display": (displays or {}).get(uid)}
+            for uid in ids[start : start + _CHUNK]
+        ]
         statement = _insert_ignore(session).values(rows).returning(Membership.user_id)
         added.extend(session.scalars(statement))
     if added and actor.revoke_on_group_add:
@@ -202,12 +218,20 @@ def _remove_members(
     return removed
 
 
-def _replace_members(session: Session, actor: Actor, group: Group, ids: Sequence[str]) -> bool:
+def _replace_members(
+    session: Session,
+    actor: Actor,
+    group: Group,
+    ids: Sequence[str],
+    displays: dict[str, str] | None = None,
+) -> bool:
     """A full member list: O(group size) by nature; only the difference is written."""
     wanted = set(ids)
     current = set(session.scalars(select(Membership.user_id).where(Membership.group_id == group.id)))
     removed = _remove_members(session, actor, group, sorted(current - wanted))
-    added = _add_members(session, actor, group, [uid for uid in ids if uid not in current])
+    added = _add_members(
+        session, actor, group, [uid for uid in ids if uid not in current], displays
+    )
     return bool(removed or added)
 
 

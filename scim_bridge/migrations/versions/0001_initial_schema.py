@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-24 10:05:51.149241
+Create Date: 2026-11-24 10:17:50.494742
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 import scim_bridge.db
+
 
 revision = '0001'
 down_revision = None
@@ -115,7 +116,7 @@ def upgrade() -> None:
     sa.Column('user_name', sa.String(length=512), nullable=False),
     sa.Column('user_name_key', sa.String(length=512), nullable=False),
     sa.Column('external_id', sa.String(length=512), nullable=True),
-    sa.Column('active', sa.Boolean(), nullable=False),
+    sa.Column('active', sa.Boolean(), nullable=True),
     sa.Column('display_name', sa.String(length=512), nullable=True),
     sa.Column('nick_name', sa.String(length=512), nullable=True),
     sa.Column('profile_url', sa.String(length=2048), nullable=True),
@@ -151,6 +152,7 @@ def upgrade() -> None:
     op.create_table('memberships',
     sa.Column('group_id', sa.String(length=64), nullable=False),
     sa.Column('user_id', sa.String(length=64), nullable=False),
+    sa.Column('display', sa.String(length=512), nullable=True),
     sa.ForeignKeyConstraint(['group_id'], ['groups.id'], name=op.f('fk_memberships_group_id_groups'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_memberships_user_id_users'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('group_id', 'user_id', name=op.f('pk_memberships'))

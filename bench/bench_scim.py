@@ -1,0 +1,760 @@
+"""Benchmark scim-bridge over HTTP, and scim2-server beside it when it is installed.
+
+Measures what an IdP feels (issue 2, item 15):
+
+1. PATCH add-1 / remove-1 member on groups of 10, 1k, 10k and 100k members;
+2. sequential POST /Users rate (one client, keep-alive);
+3. ``GET /Users?filter=userName eq "..."`` with 100k users.
+
+scim-bridge is started as ``scim-bridge serve`` on a fresh SQLite file (or, with ``--db``, a
+throwaway PostgreSQL database this script creates and drops). Users and memberships for the
+big cases are seeded with bulk SQL (SQLite WAL lets that happen while the server runs); every
+measured request goes over HTTP to 127.0.0.1. scim2-server (in memory) is seeded over HTTP.
+
+    python bench/bench_scim.py                  # full sizes, SQLite
+    python bench/bench_scim.py --quick          # smoke run
+    python bench/bench_scim.py --db postgresql+psycopg://postgres@127.0.0.1:5432/scim_bench
+
+Only the standard library, httpx and scim_bridge (for the table definitions) are used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import math
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+LOOPBACK = "127.0.0.1"
+PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
+GROUP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Group"
+BULK_REQUEST = "urn:ietf:params:scim:api:messages:2.0:BulkRequest"
+PEER_VENV_BIN = Path("/tmp/scim2srv-venv/bin/scim2-server")
+
+# Targets of issue 2.
+PATCH_RATIO_TARGET = 2.0
+LOOKUP_TARGET_MS = 5.0
+POST_RATE_TARGET = 600.0
+
+
+# -- small helpers ---------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((LOOPBACK, 0))
+        return int(sock.getsockname()[1])
+
+
+def bounded(count: int, seconds: float) -> Iterator[int]:
+    """0..count-1, stopping early once ``seconds`` have passed: every loop is bounded twice."""
+    deadline = time.monotonic() + seconds
+    for index in range(count):
+        if time.monotonic() > deadline:
+            return
+        yield index
+
+
+@dataclass
+class Timing:
+    """Latencies of one measured operation, in milliseconds."""
+
+    samples: list[float] = field(default_factory=list)
+    note: str = ""
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.samples) if self.samples else math.nan
+
+    @property
+    def p95(self) -> float:
+        if not self.samples:
+            return math.nan
+        ordered = sorted(self.samples)
+        return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
+
+    def timed(self, call: Callable[[], httpx.Response], expect: int | tuple[int, ...]) -> None:
+        started = time.perf_counter()
+        response = call()
+        elapsed = (time.perf_counter() - started) * 1000
+        expected = (expect,) if isinstance(expect, int) else expect
+        if response.status_code not in expected:
+            raise RuntimeError(
+                f"{response.request.method} {response.request.url} -> {response.status_code}: "
+                f"{response.text[:300]}"
+            )
+        self.samples.append(elapsed)
+
+    def cell(self) -> str:
+        if not self.samples:
+            return self.note or "-"
+        return f"{self.median:8.2f} / {self.p95:8.2f}  (n={len(self.samples)})"
+
+
+def patch_add(user_id: str) -> dict[str, Any]:
+    return {
+        "schemas": [PATCH_OP],
+        "Operations": [{"op": "add", "path": "members", "value": [{"value": user_id}]}],
+    }
+
+
+def patch_remove(user_id: str) -> dict[str, Any]:
+    return {
+        "schemas": [PATCH_OP],
+        "Operations": [{"op": "remove", "path": f'members[value eq "{user_id}"]'}],
+    }
+
+
+def new_user_body(index: int, run: str) -> dict[str, Any]:
+    """What Okta or Entra sends on create: name, one work email, active."""
+    user_name = f"post-{run}-{index}@bench.example.com"
+    return {
+        "schemas": [USER_SCHEMA],
+        "userName": user_name,
+        "name": {"givenName": "Bench", "familyName": f"User{index}"},
+        "displayName": f"Bench User{index}",
+        "emails": [{"value": user_name, "type": "work", "primary": True}],
+        "active": True,
+    }
+
+
+def seeded_user_name(index: int) -> str:
+    return f"seed{index:06d}@bench.example.com"
+
+
+# -- servers ---------------------------------------------------------------------------------
+
+
+class Server:
+    """A server process this script started, stopped by its own process group id."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], log_path: Path):
+        self.name = name
+        self.log_path = log_path
+        self._log = log_path.open("wb")
+        self.process = subprocess.Popen(
+            argv, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_for_line(self, pattern: str, seconds: float) -> re.Match[str]:
+        for _ in bounded(10_000, seconds):
+            found = re.search(pattern, self.log_text())
+            if found:
+                return found
+            self._check_alive()
+            time.sleep(0.05)
+        raise RuntimeError(f"{self.name}: no line matching {pattern!r}:\n{self.log_text()[-2000:]}")
+
+    def wait_for_http(self, url: str, seconds: float, headers: dict[str, str] | None = None) -> None:
+        for _ in bounded(10_000, seconds):
+            self._check_alive()
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(url, headers=headers, timeout=2).status_code == 200:
+                    return
+            time.sleep(0.1)
+        raise RuntimeError(f"{self.name}: {url} did not answer 200:\n{self.log_text()[-2000:]}")
+
+    def _check_alive(self) -> None:
+        if self.process.poll() is not None:
+            raise RuntimeError(
+                f"{self.name} exited with {self.process.returncode}:\n{self.log_text()[-2000:]}"
+            )
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=10)
+        self._log.close()
+
+
+def bridge_command() -> list[str]:
+    found = Path(sys.executable).with_name("scim-bridge")
+    if found.exists():
+        return [str(found)]
+    which = shutil.which("scim-bridge")
+    if which:
+        return [which]
+    return [sys.executable, "-c", "from scim_bridge.cli import main; main()"]
+
+
+def peer_command() -> list[str] | None:
+    if PEER_VENV_BIN.exists():
+        return [str(PEER_VENV_BIN)]
+    which = shutil.which("scim2-server")
+    return [which] if which else None
+
+
+# -- databases -------------------------------------------------------------------------------
+
+
+@dataclass
+class Database:
+    """The URL the server uses, and how to get rid of it."""
+
+    url: str
+    cleanup: Callable[[], None]
+    label: str
+
+
+def sqlite_database(workdir: Path) -> Database:
+    path = workdir / "scim-bridge-bench.db"
+    return Database(f"sqlite:///{path}", lambda: None, f"SQLite WAL synchronous=FULL ({path})")
+
+
+def postgres_database(url: str) -> Database:
+    """Create the throwaway database named in ``url`` (it must not exist); drop it afterwards."""
+    import psycopg
+
+    parts = urlsplit(url)
+    if parts.hostname not in (LOOPBACK, "localhost"):
+        raise SystemExit(f"--db must point at {LOOPBACK}, not {parts.hostname}")
+    name = parts.path.lstrip("/") or f"scim_bench_{uuid.uuid4().hex[:8]}"
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", name):
+        raise SystemExit(f"--db database name {name!r}: use lowercase letters, digits, _")
+    admin = f"postgresql://{parts.netloc.replace('localhost', LOOPBACK)}/postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            raise SystemExit(f"database {name!r} exists; the benchmark only uses one it creates")
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+    def drop() -> None:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    server_url = parts._replace(path=f"/{name}").geturl()
+    return Database(server_url, drop, f"PostgreSQL ({name}, created and dropped by the bench)")
+
+
+class Seeder:
+    """Bulk SQL straight into scim-bridge's tables (SQLAlchemy Core, executemany)."""
+
+    CHUNK = 20_000
+
+    def __init__(self, url: str):
+        from sqlalchemy import select
+
+        from scim_bridge.db import make_engine
+        from scim_bridge.models import Tenant
+
+        self.engine = make_engine(url)
+        with self.engine.connect() as conn:
+            self.tenant_id = conn.scalar(select(Tenant.id).where(Tenant.name == "default"))
+        if self.tenant_id is None:
+            raise RuntimeError("the server did not create the default tenant")
+        self.user_ids: list[str] = []
+
+    def add_users(self, total: int, seconds: float) -> None:
+        """Grow the seeded users to ``total``; ids are random UUIDs, as the server makes them."""
+        import datetime as dt
+
+        from sqlalchemy import insert
+
+        from scim_bridge.db import WRITE_OPTION
+        from scim_bridge.models import User
+
+        now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        deadline = time.monotonic() + seconds
+        while len(self.user_ids) < total:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"seeding users took more than {seconds:.0f} s")
+            start = len(self.user_ids)
+            rows = []
+            for index in range(start, min(total, start + self.CHUNK)):
+                name = seeded_user_name(index)
+                rows.append({
+                    "id": str(uuid.uuid4()), "tenant_id": self.tenant_id, "user_name": name,
+                    "user_name_key": name.lower(), "active": True, "display_name": None,
+                    "created_at": now, "last_modified": now, "version": 1,
+                })
+            with self.engine.connect().execution_options(**{WRITE_OPTION: True}) as conn:
+                with conn.begin():
+                    conn.execute(insert(User), rows)
+            self.user_ids.extend(row["id"] for row in rows)
+
+    def add_members(self, group_id: str, user_ids: list[str], seconds: float) -> None:
+        from sqlalchemy import insert
+
+        from scim_bridge.db import WRITE_OPTION
+        from scim_bridge.models import Membership
+
+        for start in bounded(len(user_ids), seconds):
+            if start % self.CHUNK:
+                continue
+            rows = [{"group_id": group_id, "user_id": uid}
+                    for uid in user_ids[start:start + self.CHUNK]]
+            with self.engine.connect().execution_options(**{WRITE_OPTION: True}) as conn:
+                with conn.begin():
+                    conn.execute(insert(Membership), rows)
+        if self.member_count(group_id) != len(user_ids):
+            raise RuntimeError(f"seeding members took more than {seconds:.0f} s")
+
+    def member_count(self, group_id: str) -> int:
+        from sqlalchemy import func, select
+
+        from scim_bridge.models import Membership
+
+        with self.engine.connect() as conn:
+            return int(conn.scalar(
+                select(func.count()).select_from(Membership).where(Membership.group_id == group_id)
+            ) or 0)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+# -- the procedure ---------------------------------------------------------------------------
+
+
+@dataclass
+class Results:
+    patch_add: dict[int, Timing] = field(default_factory=dict)
+    patch_remove: dict[int, Timing] = field(default_factory=dict)
+    post_rate: float = math.nan
+    post_latency: Timing = field(default_factory=Timing)
+    post_note: str = ""
+    lookup: Timing = field(default_factory=Timing)
+    lookup_users: int = 0
+    floor: Timing = field(default_factory=Timing)
+    seeding: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Target:
+    """One SCIM service provider under test."""
+
+    name: str
+    client: httpx.Client
+    #: (users, seconds) -> None: make sure at least that many users exist.
+    ensure_users: Callable[[int, float], None]
+    user_ids: Callable[[], list[str]]
+    user_name: Callable[[int], str]
+    #: (size, member ids, seconds) -> group id
+    make_group: Callable[[int, list[str], float], str]
+    member_count: Callable[[str], int | None]
+
+
+def measure_floor(target: Target, repeat: int) -> Timing:
+    """The cheapest authenticated request: what every SCIM call pays before doing any work."""
+    timing = Timing()
+    for _ in bounded(repeat, 30):
+        timing.timed(lambda: target.client.get("/ServiceProviderConfig"), 200)
+    return timing
+
+
+def measure_patch(target: Target, size: int, repeat: int, budget: float, results: Results) -> None:
+    """Add a non-member, then remove it again, ``repeat`` times; the group stays at ``size``."""
+    started = time.monotonic()
+    target.ensure_users(size + repeat + 5, budget)
+    pool = target.user_ids()
+    group_id = target.make_group(size, pool[:size], max(1.0, budget - (time.monotonic() - started)))
+    results.seeding.append(
+        f"{target.name}: group of {size} members ready in {time.monotonic() - started:.1f} s"
+    )
+    added, removed = Timing(), Timing()
+    outsiders = pool[size:size + repeat + 5]
+    for warm in outsiders[:2]:  # connection and caches warm; not counted
+        target.client.patch(f"/Groups/{group_id}", json=patch_add(warm))
+        target.client.patch(f"/Groups/{group_id}", json=patch_remove(warm))
+    for index in bounded(repeat, budget):
+        user_id = outsiders[2 + index]
+        added.timed(lambda: target.client.patch(f"/Groups/{group_id}", json=patch_add(user_id)),
+                    (200, 204))
+        removed.timed(
+            lambda: target.client.patch(f"/Groups/{group_id}", json=patch_remove(user_id)),
+            (200, 204),
+        )
+    count = target.member_count(group_id)
+    if count is not None and count != size:
+        raise RuntimeError(f"{target.name}: group of {size} ended with {count} members")
+    results.patch_add[size], results.patch_remove[size] = added, removed
+
+
+def measure_posts(target: Target, total: int, budget: float, results: Results) -> None:
+    run = uuid.uuid4().hex[:6]
+    latency = Timing()
+    started = time.perf_counter()
+    for index in bounded(total, budget):
+        latency.timed(lambda: target.client.post("/Users", json=new_user_body(index, run)), 201)
+    elapsed = time.perf_counter() - started
+    results.post_latency = latency
+    results.post_rate = len(latency.samples) / elapsed if latency.samples else math.nan
+    if len(latency.samples) < total:
+        results.post_note = f"stopped at {len(latency.samples)} of {total} after {budget:.0f} s"
+
+
+def measure_lookup(target: Target, users: int, lookups: int, budget: float,
+                   results: Results) -> None:
+    target.ensure_users(users, budget)
+    population = min(users, len(target.user_ids()))
+    rng = random.Random(2)
+    timing = Timing()
+    for _ in bounded(lookups, budget):
+        user_name = target.user_name(rng.randrange(population))
+        params = {"filter": f'userName eq "{user_name}"'}
+        started = time.perf_counter()
+        response = target.client.get("/Users", params=params)
+        elapsed = (time.perf_counter() - started) * 1000
+        if response.status_code != 200 or response.json().get("totalResults") != 1:
+            raise RuntimeError(f"{target.name}: lookup of {user_name}: {response.text[:300]}")
+        timing.samples.append(elapsed)
+    results.lookup, results.lookup_users = timing, population
+
+
+def run_procedure(target: Target, args: argparse.Namespace, budget: float) -> Results:
+    """The same steps for every server; ``budget`` bounds each step's seconds."""
+    results = Results()
+    results.floor = measure_floor(target, args.repeat)
+    for size in args.sizes:
+        try:
+            measure_patch(target, size, args.repeat, budget, results)
+        except TooSlow as slow:
+            results.patch_add[size] = Timing(note=f"skipped (too slow: {slow})")
+            results.patch_remove[size] = Timing(note=f"skipped (too slow: {slow})")
+    try:
+        measure_lookup(target, args.lookup_users, args.lookups, budget, results)
+    except TooSlow as slow:
+        results.lookup = Timing(note=f"skipped (too slow: {slow})")
+    measure_posts(target, args.users, budget, results)
+    return results
+
+
+class TooSlow(Exception):
+    """Seeding a case would not finish within the time limit."""
+
+
+# -- scim-bridge -----------------------------------------------------------------------------
+
+
+def bridge_target(client: httpx.Client, seeder: Seeder) -> Target:
+    def make_group(size: int, members: list[str], seconds: float) -> str:
+        response = client.post("/Groups", json={
+            "schemas": [GROUP_SCHEMA], "displayName": f"bench-{size}-{uuid.uuid4().hex[:6]}",
+        })
+        response.raise_for_status()
+        group_id = str(response.json()["id"])
+        seeder.add_members(group_id, members, seconds)
+        return group_id
+
+    return Target(
+        name="scim-bridge",
+        client=client,
+        ensure_users=lambda total, seconds: seeder.add_users(total, seconds),
+        user_ids=lambda: seeder.user_ids,
+        user_name=seeded_user_name,
+        make_group=make_group,
+        member_count=seeder.member_count,
+    )
+
+
+def start_bridge(args: argparse.Namespace, database: Database, workdir: Path) -> tuple[Server, str, str]:
+    port = free_port()
+    env = {**os.environ, "SCIM_BRIDGE_DATABASE_URL": database.url,
+           "SCIM_BRIDGE_PUBLIC_URL": f"http://{LOOPBACK}:{port}"}
+    argv = [*bridge_command(), "serve", "--host", LOOPBACK, "--port", str(port)]
+    if args.workers is not None:
+        argv += ["--workers", str(args.workers)]
+    if args.threads is not None:
+        argv += ["--threads", str(args.threads)]
+    server = Server("scim-bridge", argv, env, workdir / "scim-bridge.log")
+    try:
+        token = server.wait_for_line(r"SCIM token:\s+(sb_\S+)", 120).group(1)
+        server.wait_for_http(f"http://{LOOPBACK}:{port}/healthz", 60)
+    except BaseException:
+        server.stop()
+        raise
+    return server, f"http://{LOOPBACK}:{port}/scim/v2", token
+
+
+# -- scim2-server ----------------------------------------------------------------------------
+
+
+class PeerSeeder:
+    """Seeds scim2-server over HTTP (its storage is in memory): Bulk when it offers it."""
+
+    def __init__(self, client: httpx.Client, bulk_max: int):
+        self.client = client
+        self.bulk_max = bulk_max
+        self.user_ids: list[str] = []
+        self.rate = math.nan  # users per second, measured while seeding
+
+    def ensure_users(self, total: int, seconds: float) -> None:
+        missing = total - len(self.user_ids)
+        if missing <= 0:
+            return
+        if self.rate == self.rate and missing / self.rate > seconds:  # not NaN: predict
+            raise TooSlow(f"seeding {total} users over HTTP at {self.rate:.0f}/s would take "
+                          f"~{missing / self.rate:.0f} s > {seconds:.0f} s limit")
+        started = time.monotonic()
+        before = len(self.user_ids)
+        for _ in bounded(missing, seconds):
+            if len(self.user_ids) >= total:
+                break
+            self._seed_batch(total - len(self.user_ids))
+        elapsed = max(time.monotonic() - started, 1e-6)
+        self.rate = (len(self.user_ids) - before) / elapsed
+        if len(self.user_ids) < total:
+            raise TooSlow(f"seeded {len(self.user_ids)} of {total} users over HTTP in "
+                          f"{elapsed:.0f} s ({self.rate:.0f}/s)")
+
+    def _seed_batch(self, wanted: int) -> None:
+        start = len(self.user_ids)
+        if self.bulk_max > 1:
+            count = min(wanted, self.bulk_max)
+            body = {"schemas": [BULK_REQUEST], "Operations": [
+                {"method": "POST", "path": "/Users", "bulkId": str(i),
+                 "data": {"schemas": [USER_SCHEMA], "userName": seeded_user_name(start + i)}}
+                for i in range(count)
+            ]}
+            response = self.client.post("/Bulk", json=body, timeout=300)
+            response.raise_for_status()
+            for operation in response.json()["Operations"]:
+                if str(operation.get("status")) != "201":
+                    raise RuntimeError(f"scim2-server bulk seeding: {operation}")
+                self.user_ids.append(operation["location"].rstrip("/").rsplit("/", 1)[1])
+            return
+        response = self.client.post("/Users", json={
+            "schemas": [USER_SCHEMA], "userName": seeded_user_name(start)})
+        response.raise_for_status()
+        self.user_ids.append(str(response.json()["id"]))
+
+    def make_group(self, size: int, members: list[str], seconds: float) -> str:
+        """One POST with every member (scim2-server keeps members inside the group)."""
+        started = time.monotonic()
+        response = self.client.post("/Groups", json={
+            "schemas": [GROUP_SCHEMA], "displayName": f"bench-{size}",
+            "members": [{"value": uid} for uid in members],
+        }, timeout=max(1.0, seconds))
+        response.raise_for_status()
+        if time.monotonic() - started > seconds:
+            raise TooSlow(f"creating a group of {size} took {time.monotonic() - started:.0f} s")
+        return str(response.json()["id"])
+
+    def member_count(self, group_id: str) -> int | None:
+        response = self.client.get(f"/Groups/{group_id}", timeout=120)
+        response.raise_for_status()
+        return len(response.json().get("members") or [])
+
+
+def peer_target(client: httpx.Client, seeder: PeerSeeder) -> Target:
+    return Target(
+        name="scim2-server",
+        client=client,
+        ensure_users=seeder.ensure_users,
+        user_ids=lambda: seeder.user_ids,
+        user_name=seeded_user_name,
+        make_group=seeder.make_group,
+        member_count=seeder.member_count,
+    )
+
+
+def start_peer(command: list[str], workdir: Path) -> tuple[Server, str, str]:
+    port, token = free_port(), f"bench-{uuid.uuid4().hex}"
+    argv = [*command, "--hostname", LOOPBACK, "--port", str(port), "--bearer-token", token]
+    server = Server("scim2-server", argv, dict(os.environ), workdir / "scim2-server.log")
+    try:
+        server.wait_for_http(f"http://{LOOPBACK}:{port}/v2/ServiceProviderConfig", 60,
+                             {"Authorization": f"Bearer {token}"})
+    except BaseException:
+        server.stop()
+        raise
+    return server, f"http://{LOOPBACK}:{port}/v2", token
+
+
+def run_peer(args: argparse.Namespace, workdir: Path) -> tuple[Results | None, str]:
+    command = peer_command()
+    if command is None:
+        return None, ("scim2-server is not installed (pip install scim2-server, or into "
+                      f"{PEER_VENV_BIN.parent.parent}); no side-by-side comparison")
+    server, base, token = start_peer(command, workdir)
+    try:
+        with client_for(base, token, timeout=60) as client:
+            config = client.get("/ServiceProviderConfig").json()
+            bulk = config.get("bulk") or {}
+            bulk_max = int(bulk.get("maxOperations") or 0) if bulk.get("supported") else 0
+            seeder = PeerSeeder(client, min(bulk_max, 1000))
+            results = run_procedure(peer_target(client, seeder), args, args.peer_limit)
+            results.seeding.append(
+                f"scim2-server: {len(seeder.user_ids)} users seeded over HTTP "
+                f"({'Bulk' if bulk_max > 1 else 'POST'}, {seeder.rate:.0f}/s)"
+            )
+            return results, f"scim2-server ({' '.join(command)}), in memory, wsgiref threads"
+    finally:
+        server.stop()
+
+
+def client_for(base: str, token: str, timeout: float) -> httpx.Client:
+    if urlsplit(base).hostname != LOOPBACK:
+        raise SystemExit("the benchmark only talks to 127.0.0.1")
+    return httpx.Client(base_url=base, timeout=timeout, headers={
+        "Authorization": f"Bearer {token}", "Content-Type": "application/scim+json",
+        "Accept": "application/scim+json",
+    })
+
+
+# -- the table -------------------------------------------------------------------------------
+
+
+def verdict(ok: bool | None) -> str:
+    return "-" if ok is None else ("PASS" if ok else "MISS")
+
+
+def ratio(peer: float, ours: float) -> str:
+    if not (peer == peer and ours == ours) or ours == 0:
+        return "-"
+    return f"{peer / ours:.1f}x"
+
+
+def print_table(ours: Results, peer: Results | None, peer_note: str, args: argparse.Namespace,
+                db_label: str) -> None:
+    rows: list[tuple[str, str, str, str, str, str]] = []
+
+    def timing_row(label: str, mine: Timing, theirs: Timing | None, target: str = "",
+                   status: str = "") -> None:
+        rows.append((label, mine.cell(), target, status,
+                     theirs.cell() if theirs is not None else "-",
+                     ratio(theirs.median, mine.median) if theirs is not None else "-"))
+
+    smallest, largest = min(args.sizes), max(args.sizes)
+    timing_row("GET /ServiceProviderConfig (floor)", ours.floor, peer.floor if peer else None)
+    for kind, mine_by, theirs_by in (("add", ours.patch_add, peer and peer.patch_add),
+                                     ("remove", ours.patch_remove, peer and peer.patch_remove)):
+        base = mine_by[smallest].median
+        for size in args.sizes:
+            target = status = ""
+            if size == largest and size != smallest:
+                limit = PATCH_RATIO_TARGET * base
+                measured = mine_by[size].median / base if base == base else math.nan
+                target = f"<= {limit:.2f} ms ({PATCH_RATIO_TARGET:.0f}x size {smallest})"
+                status = f"{verdict(mine_by[size].median <= limit)} ({measured:.2f}x)"
+            timing_row(f"PATCH {kind}-1 member, group of {size}", mine_by[size],
+                       theirs_by[size] if theirs_by else None, target, status)
+    lookup_label = f"GET userName eq, {ours.lookup_users} users"
+    if peer and peer.lookup.samples and peer.lookup_users != ours.lookup_users:
+        lookup_label += f" (peer: {peer.lookup_users})"
+    timing_row(lookup_label, ours.lookup, peer.lookup if peer else None, f"< {LOOKUP_TARGET_MS:.0f} ms median",
+               verdict(ours.lookup.median < LOOKUP_TARGET_MS) if ours.lookup.samples else "-")
+    timing_row("POST /Users latency", ours.post_latency, peer.post_latency if peer else None)
+    peer_rate = peer.post_rate if peer else math.nan
+    rows.append((
+        f"POST /Users sequential, N={args.users}",
+        f"{ours.post_rate:8.1f} /s" + (f" ({ours.post_note})" if ours.post_note else ""),
+        f">= {POST_RATE_TARGET:.0f} /s", verdict(ours.post_rate >= POST_RATE_TARGET),
+        (f"{peer_rate:8.1f} /s" if peer_rate == peer_rate else "-")
+        + (f" ({peer.post_note})" if peer and peer.post_note else ""),
+        (f"{ours.post_rate / peer_rate:.1f}x" if peer_rate == peer_rate and peer_rate else "-"),
+    ))
+
+    headers = ("measurement (ms: median / p95)", "scim-bridge", "target", "status",
+               "scim2-server", "peer/ours")
+    widths = [max(len(str(row[i])) for row in [headers, *rows]) for i in range(len(headers))]
+    print()
+    print(f"scim-bridge on {db_label}; repeat={args.repeat}; client: httpx, one keep-alive "
+          f"connection, 127.0.0.1; {os.cpu_count()} CPUs")
+    print(" | ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)))
+    print("-+-".join("-" * w for w in widths))
+    for row in rows:
+        print(" | ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)))
+    print()
+    print("peer/ours: for latencies, scim2-server's median over scim-bridge's (>1 means "
+          "scim-bridge is faster); for the POST rate, scim-bridge's rate over scim2-server's.")
+    print(peer_note)
+    for line in ours.seeding + (peer.seeding if peer else []):
+        print(f"  seeding: {line}")
+
+
+# -- main ------------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="10,1000,10000,100000",
+                        help="group sizes, comma-separated (default: %(default)s)")
+    parser.add_argument("--repeat", type=int, default=100,
+                        help="PATCH repetitions per size and kind (default: %(default)s)")
+    parser.add_argument("--users", type=int, default=2000,
+                        help="POST /Users requests for the rate (default: %(default)s)")
+    parser.add_argument("--lookups", type=int, default=500, help="userName eq lookups")
+    parser.add_argument("--lookup-users", type=int, default=100_000,
+                        help="users present for the lookup (default: %(default)s)")
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke run: sizes 10,1000, 20 repeats, 200 POSTs, 5k users")
+    parser.add_argument("--db", default=None,
+                        help="postgresql+psycopg://postgres@127.0.0.1:5432/NAME: a throwaway "
+                             "database the bench creates and drops (default: fresh SQLite)")
+    parser.add_argument("--workers", type=int, default=None, help="scim-bridge serve --workers")
+    parser.add_argument("--threads", type=int, default=None, help="scim-bridge serve --threads")
+    parser.add_argument("--no-peer", action="store_true", help="skip scim2-server")
+    parser.add_argument("--limit", type=float, default=600.0,
+                        help="seconds any one scim-bridge step may take (default: %(default)s)")
+    parser.add_argument("--peer-limit", type=float, default=120.0,
+                        help="seconds any one scim2-server step may take (default: %(default)s)")
+    parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs, SQLite)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.sizes, args.repeat, args.users, args.lookups = "10,1000", 20, 200, 100
+        args.lookup_users = 5000
+    args.sizes = sorted({int(s) for s in str(args.sizes).split(",") if s.strip()})
+    if not args.sizes or min(args.sizes) < 1 or args.repeat < 1:
+        parser.error("--sizes needs positive sizes and --repeat a positive count")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    workdir = Path(tempfile.mkdtemp(prefix="scim-bench-"))
+    database = postgres_database(args.db) if args.db else sqlite_database(workdir)
+    print(f"workdir {workdir}; database {database.label}", flush=True)
+    try:
+        server, base, token = start_bridge(args, database, workdir)
+        seeder = Seeder(database.url)
+        try:
+            with client_for(base, token, timeout=120) as client:
+                print("measuring scim-bridge ...", flush=True)
+                ours = run_procedure(bridge_target(client, seeder), args, args.limit)
+        finally:
+            seeder.close()
+            server.stop()
+        peer, peer_note = (None, "scim2-server: not run (--no-peer)")
+        if not args.no_peer:
+            print("measuring scim2-server ...", flush=True)
+            peer, peer_note = run_peer(args, workdir)
+        print_table(ours, peer, peer_note, args, database.label)
+    finally:
+        database.cleanup()
+        if args.keep:
+            print(f"kept {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,255 @@
+"""Forged, altered, expired and foreign tokens are all ``{"active": false}``; the JWKS publishes
+public keys only; rotation keeps old tokens valid until they expire."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import hmac
+import json
+import threading
+import time
+
+import pytest
+from click.testing import CliRunner
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from jose import jwk, jwt
+from sqlalchemy import select, update
+
+from scim_bridge import create_app
+from scim_bridge.cli import main as cli
+from scim_bridge.models import SigningKey
+from scim_bridge.revocation.keys import KeyRing
+
+from .conftest import PUBLIC_URL
+from .scimdata import create_user
+from .sessionkit import introspect, is_active, sessions_client, start_session
+
+
+@pytest.fixture
+def api(app):
+    with sessions_client(app) as client:
+        yield client
+
+
+@pytest.fixture
+def issued(api, scim):
+    """A real session: its token, claims and header."""
+    user = create_user(scim, "nia@example.com")
+    body = start_session(api, user_id=user["id"])
+    return {
+        "token": body["token"],
+        "claims": jwt.get_unverified_claims(body["token"]),
+        "header": jwt.get_unverified_header(body["token"]),
+        "user_id": user["id"],
+    }
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _segment(value: dict) -> str:
+    return _b64(json.dumps(value, separators=(",", ":")).encode())
+
+
+def _bridge_key(app, kid: str) -> str:
+    """The bridge's own private key: tokens it signs must still be checked claim by claim."""
+    with app.extensions["scim_bridge"].sessions() as session:
+        return session.scalar(select(SigningKey.private_pem).where(SigningKey.kid == kid))
+
+
+def _jwks(anonymous) -> list[dict]:
+    response = anonymous.get("/.well-known/jwks.json")
+    assert response.status_code == 200
+    return response.json()["keys"]
+
+
+def _public_pem(key: dict) -> bytes:
+    public = jwk.construct(key, "ES256")
+    return public.to_pem()
+
+
+def _hs256(claims: dict, header: dict, secret: bytes) -> str:
+    signing_input = f"{_segment({**header, 'alg': 'HS256'})}.{_segment(claims)}"
+    signature = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{_b64(signature)}"
+
+
+def test_a_genuine_token_is_active(api, issued):
+    assert is_active(api, issued["token"])
+
+
+def test_alg_none_is_inactive(api, issued):
+    for alg in ("none", "None", "NONE"):
+        forged = f"{_segment({**issued['header'], 'alg': alg})}.{_segment(issued['claims'])}."
+        assert introspect(api, forged) == {"active": False}
+
+
+def test_hs256_signed_with_the_public_key_is_inactive(api, anonymous, issued):
+    """Key confusion: the public key (PEM, or the JWK JSON) used as an HMAC secret."""
+    published = next(k for k in _jwks(anonymous) if k["kid"] == issued["header"]["kid"])
+    for secret in (_public_pem(published), json.dumps(published).encode(),
+                   published["x"].encode()):
+        forged = _hs256(issued["claims"], issued["header"], secret)
+        assert introspect(api, forged) == {"active": False}
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"sub": "someone-else"}, {"groups": ["Admins"]}, {"exp": 4102444800},
+     {"tenant": "acme"}, {"sid": "another-session"}],
+    ids=["sub", "groups", "exp", "tenant", "sid"],
+)
+def test_a_changed_payload_is_inactive(api, issued, change):
+    header, _, signature = issued["token"].split(".")
+    forged = f"{header}.{_segment({**issued['claims'], **change})}.{signature}"
+    assert introspect(api, forged) == {"active": False}
+
+
+def _signed_by_bridge(app, issued, claims: dict) -> str:
+    key = _bridge_key(app, issued["header"]["kid"])
+    return jwt.encode(claims, key, algorithm="ES256", headers={"kid": issued["header"]["kid"]})
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"exp": int(time.time()) - 5},
+        {"iss": "https://evil.example"},
+        {"sid": None},
+        {"exp": None},
+        {"iss": None},
+        {"sub": None},
+        {"sid": 12},
+        {"sub": "someone-else"},
+    ],
+    ids=["expired", "other-issuer", "missing-sid", "missing-exp", "missing-iss", "missing-sub",
+         "numeric-sid", "other-subject"],
+)
+def test_bridge_signed_tokens_with_bad_claims_are_inactive(app, api, issued, change):
+    claims = {**issued["claims"], **change}
+    claims = {name: value for name, value in claims.items() if value is not None}
+    assert introspect(api, _signed_by_bridge(app, issued, claims)) == {"active": False}
+    assert is_active(api, _signed_by_bridge(app, issued, issued["claims"]))
+
+
+def test_another_key_is_inactive_whatever_kid_it_claims(api, issued):
+    stranger = ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    for kid in ("unknown-kid", issued["header"]["kid"], "", "../../etc/passwd"):
+        forged = jwt.encode(issued["claims"], stranger, algorithm="ES256", headers={"kid": kid})
+        assert introspect(api, forged) == {"active": False}
+    no_kid = jwt.encode(issued["claims"], stranger, algorithm="ES256")
+    assert introspect(api, no_kid) == {"active": False}
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    ["", "abc", "a.b.c", "....", "a" * 20000, "eyJhbGciOiJFUzI1NiJ9.e30.AAAA",
+     f"{_segment([1])}.{_segment({})}.", "\x00\x01", "Bearer x.y.z", "ü.ö.ä",
+     f"{_segment({'alg': 'ES256', 'kid': ['x']})}.{_segment({})}.AA"],
+)
+def test_garbage_is_inactive(api, garbage):
+    assert introspect(api, garbage) == {"active": False}
+
+
+def test_jwks_publishes_public_keys_only(anonymous, issued):
+    keys = _jwks(anonymous)
+    assert [key["kid"] for key in keys] == [issued["header"]["kid"]]
+    for key in keys:
+        assert key["kty"] == "EC" and key["crv"] == "P-256" and key["alg"] == "ES256"
+        assert {"x", "y", "kid", "use"} <= set(key)
+        assert not {"d", "p", "q", "dp", "dq", "qi", "k"} & set(key)
+
+
+def test_an_app_verifies_tokens_with_the_jwks_alone(anonymous, issued):
+    published = {key["kid"]: key for key in _jwks(anonymous)}
+    claims = jwt.decode(issued["token"], published[issued["header"]["kid"]],
+                        algorithms=["ES256"], issuer=PUBLIC_URL)
+    assert claims["sid"] == issued["claims"]["sid"]
+
+
+def _rotate(database_url: str):
+    result = CliRunner().invoke(cli, ["keys", "rotate"],
+                                env={"SCIM_BRIDGE_DATABASE_URL": database_url})
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_rotation_keeps_the_old_key_published_and_old_tokens_valid(
+    app, api, anonymous, scim, issued, database_url
+):
+    old_kid = issued["header"]["kid"]
+    output = _rotate(database_url)
+    assert f"retired {old_kid}" in output
+    kids = [key["kid"] for key in _jwks(anonymous)]
+    assert len(kids) == 2 and old_kid in kids
+    fresh = start_session(api, user_id=issued["user_id"])
+    new_kid = jwt.get_unverified_header(fresh["token"])["kid"]
+    assert new_kid != old_kid and new_kid in kids
+    assert is_active(api, issued["token"])
+    assert is_active(api, fresh["token"])
+
+
+def test_a_key_retired_longer_than_the_longest_session_is_unpublished(
+    app, api, anonymous, issued, database_url, settings
+):
+    old_kid = issued["header"]["kid"]
+    _rotate(database_url)
+    long_ago = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=settings.max_session_ttl + 60)
+    with app.extensions["scim_bridge"].sessions() as session:
+        session.execute(update(SigningKey).where(SigningKey.kid == old_kid)
+                        .values(retired_at=long_ago))
+        session.commit()
+    assert old_kid not in [key["kid"] for key in _jwks(anonymous)]
+    other_app = create_app(settings)
+    with sessions_client(other_app, "other-process") as other_process:
+        assert introspect(other_process, issued["token"]) == {"active": False}
+    other_app.extensions["scim_bridge"].engine.dispose()
+
+
+def test_processes_starting_at_once_agree_on_one_signing_key(app, settings):
+    rings = [KeyRing(app.extensions["scim_bridge"].sessions, settings) for _ in range(4)]
+    barrier = threading.Barrier(len(rings))
+
+    def start(ring: KeyRing) -> None:
+        barrier.wait()
+        ring.prepare()
+
+    threads = [threading.Thread(target=start, args=(ring,)) for ring in rings]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    with app.extensions["scim_bridge"].sessions() as session:
+        signing = {ring.signing_key(session)[0] for ring in rings}
+        published = {key["kid"] for key in rings[0].jwks(session)["keys"]}
+    assert len(signing) == 1
+    assert signing <= published
+
+
+def test_a_configured_pem_file_is_the_signing_key(app, api, anonymous, issued, settings,
+                                                 tmp_path):
+    pem = ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    key_file = tmp_path / "signing.pem"
+    key_file.write_bytes(pem)
+    file_app = create_app(settings.with_(signing_key_file=str(key_file)))
+    with sessions_client(file_app, "file-app") as file_api:
+        body = start_session(file_api, user_id=issued["user_id"])
+        file_kid = jwt.get_unverified_header(body["token"])["kid"]
+        assert is_active(file_api, body["token"])
+        assert is_active(file_api, issued["token"])
+    published = {key["kid"]: key for key in _jwks(anonymous)}
+    assert set(published) == {file_kid, issued["header"]["kid"]}
+    assert jwt.decode(body["token"], published[file_kid], algorithms=["ES256"],
+                      issuer=PUBLIC_URL)["sid"] == body["session_id"]
+    assert is_active(api, body["token"])
+    file_app.extensions["scim_bridge"].engine.dispose()
