@@ -79,6 +79,7 @@ def _register_error_handlers(app: Flask) -> None:
         failure = BridgeError(detail)
         failure.status = status
         failure.error = error.name.lower().replace(" ", "_")
+        failure.reason = error.name.lower()
         g.failure = failure
         if _is_scim():
             if status == 413:
@@ -92,6 +93,7 @@ def _register_error_handlers(app: Flask) -> None:
         failure = BridgeError("internal error; the request changed nothing")
         failure.status = 500
         failure.error = "server_error"
+        failure.reason = "internal error"
         g.failure = failure
         session = g.pop("db_session", None)
         if session is not None:
@@ -118,7 +120,7 @@ def _log_scim_request(response: Response) -> Response:
     failure: BridgeError | None = g.get("failure")
     reason = None
     if failure is not None and response.status_code >= 400:
-        reason = f"{failure.error.replace('_', ' ')}: {failure.detail}"
+        reason = f"{failure.reason}: {failure.detail}"
     _bridge().request_log.add(
         {
             "tenant_id": principal.tenant_id if principal else None,

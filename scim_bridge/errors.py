@@ -9,8 +9,10 @@ from __future__ import annotations
 class BridgeError(Exception):
     status = 400
     scim_type: str | None = None
-    #: Short machine word for the request log and JSON ``error`` field.
+    #: Short machine word for the JSON ``error`` field.
     error = "invalid_request"
+    #: The cause in plain words, as the request log shows it.
+    reason = "bad request"
 
     def __init__(self, detail: str, *, scim_type: str | None = None) -> None:
         super().__init__(detail)
@@ -26,74 +28,89 @@ class BadRequest(BridgeError):
 class InvalidFilter(BadRequest):
     scim_type = "invalidFilter"
     error = "invalid_filter"
+    reason = "invalid filter"
 
 
 class InvalidSyntax(BadRequest):
     scim_type = "invalidSyntax"
     error = "invalid_syntax"
+    reason = "malformed request body"
 
 
 class InvalidPath(BadRequest):
     scim_type = "invalidPath"
     error = "invalid_path"
+    reason = "unknown attribute or bad path"
 
 
 class NoTarget(BadRequest):
     scim_type = "noTarget"
     error = "no_target"
+    reason = "no matching value"
 
 
 class InvalidValue(BadRequest):
     scim_type = "invalidValue"
     error = "invalid_value"
+    reason = "invalid value"
 
 
 class Mutability(BadRequest):
     scim_type = "mutability"
     error = "mutability"
+    reason = "read-only or required attribute"
 
 
 class TooMany(BadRequest):
     scim_type = "tooMany"
     error = "too_many"
+    reason = "too many results"
 
 
 class Unauthorized(BridgeError):
     status = 401
     error = "invalid_token"
+    reason = "bad token"
 
 
 class Forbidden(BridgeError):
     status = 403
     error = "forbidden"
+    reason = "wrong token scope"
 
 
 class NotFound(BridgeError):
     status = 404
     error = "not_found"
+    reason = "not found"
 
 
 class MethodNotAllowed(BridgeError):
     status = 405
     error = "method_not_allowed"
+    reason = "method not allowed"
 
 
 class Conflict(BridgeError):
     status = 409
     scim_type = "uniqueness"
     error = "uniqueness"
+    reason = "uniqueness"
 
 
 class PreconditionFailed(BridgeError):
     status = 412
     error = "precondition_failed"
+    reason = "version mismatch"
 
 
 class PayloadTooLarge(BridgeError):
     status = 413
     error = "payload_too_large"
+    reason = "request too large"
 
 
 class NotModified(BridgeError):
     status = 304
     error = "not_modified"
+    reason = "not modified"

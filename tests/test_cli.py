@@ -69,3 +69,38 @@ def test_duplicate_token_name_is_refused(url):
     run("token", "create", "--name", "dup", "--scope", "scim", url=url)
     result = run("token", "create", "--name", "dup", "--scope", "admin", url=url)
     assert result.returncode != 0 and "already exists" in result.stderr
+
+
+def _serve_output(url: str, port: int) -> str:
+    """Start ``scim-bridge serve``, wait until it answers, stop it; return what it printed."""
+    import time
+
+    import httpx
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "scim_bridge.cli", "serve", "--port", str(port), "--workers", "1"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        env={"SCIM_BRIDGE_DATABASE_URL": url, "PATH": "/usr/bin:/bin"},
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+    finally:
+        process.terminate()
+        output, _ = process.communicate(timeout=20)
+    return output
+
+
+def test_serve_prints_the_tokens_once_on_an_empty_database(url):
+    from .live import _free_port
+
+    first = _serve_output(url, _free_port())
+    assert "SCIM base URL: http://127.0.0.1:" in first and "/scim/v2" in first
+    assert "SCIM token:    sb_" in first and "Admin token:   sb_" in first
+    second = _serve_output(url, _free_port())
+    assert "token" not in second.lower()

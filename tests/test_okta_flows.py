@@ -7,6 +7,7 @@ guides/scim-20) and its OIN SPEC test list; the numbers (B7, A3, ...) are the it
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -695,3 +696,82 @@ def test_every_answer_is_scim_json(okta, method, path):
     body = okta_profile(f"{unique('type')}@okta.local") if method == "POST" else None
     response = okta.request(method, path, json=body)
     assert response.headers["Content-Type"].startswith("application/scim+json")
+
+
+# -- password sync, retries and parallel traffic (B13, PRODUCT "in parallel, retry") ----------
+
+
+def test_password_sync_patch_is_accepted_and_not_stored(okta, server):
+    """B13: the password-sync PATCH body is undocumented; a path-less replace is the likely one."""
+    user = assign(okta, f"{unique('sync')}@okta.local")
+    response = okta.patch(f"/Users/{user['id']}",
+                          json=patch({"op": "replace", "value": {"password": "Synced-Pw-5150"}}))
+    assert response.status_code in (200, 204)
+    assert "Synced-Pw-5150" not in server.stored_text()
+
+
+def test_okta_custom_group_extension_is_ignored(okta):
+    """B25: SCIM 1.1's group description extension must not break a 2.0 push."""
+    response = okta.post("/Groups", json={
+        "schemas": [CORE_GROUP, "urn:okta:custom:group:1.0"],
+        "displayName": unique("Described"),
+        "urn:okta:custom:group:1.0": {"description": "pushed with a description"},
+    })
+    assert response.status_code == 201, response.text
+
+
+def test_retried_membership_patch_is_harmless(okta):
+    users = [assign(okta, f"{unique('retry')}@okta.local") for _ in range(2)]
+    group = push_group(okta, unique("Retried"))
+    body = patch({"op": "remove", "path": f'members[value eq "{users[0]["id"]}"]'},
+                 {"op": "add", "path": "members", "value": [member(u) for u in users]})
+    for _ in range(2):
+        assert okta.patch(f"/Groups/{group['id']}", json=body).status_code in (200, 204)
+    assert member_ids(okta, group["id"]) == {u["id"] for u in users}
+
+
+def in_parallel(server: live.LiveServer, calls: list[Any]) -> list[Any]:
+    """Run ``call(client)`` for each call at once, each on its own connection."""
+
+    def run(call: Any) -> Any:
+        with server.client(OKTA_HEADERS, body_content_type=OKTA_BODY_TYPE) as client:
+            return call(client)
+
+    with ThreadPoolExecutor(max_workers=len(calls)) as pool:
+        return list(pool.map(run, calls))
+
+
+def test_parallel_assignments_all_succeed(server, okta):
+    user_names = [f"{unique('parallel')}@okta.local" for _ in range(16)]
+    responses = in_parallel(server, [
+        lambda client, name=name: client.post("/Users", json=okta_profile(name))
+        for name in user_names
+    ])
+    assert [r.status_code for r in responses] == [201] * len(user_names)
+    for name in user_names:
+        assert okta.get(lookup_url(name)).json()["totalResults"] == 1
+
+
+def test_parallel_duplicate_creates_give_one_user_and_409s(server, okta):
+    user_name = f"{unique('race')}@okta.local"
+    responses = in_parallel(server, [
+        lambda client: client.post("/Users", json=okta_profile(user_name))
+        for _ in range(8)
+    ])
+    assert sorted(r.status_code for r in responses) == [201] + [409] * 7
+    for response in responses:
+        if response.status_code == 409:
+            assert_error(response, 409)
+    assert okta.get(lookup_url(user_name)).json()["totalResults"] == 1
+
+
+def test_parallel_membership_patches_on_one_group_all_apply(server, okta):
+    users = [assign(okta, f"{unique('crowd')}@okta.local") for _ in range(12)]
+    group = push_group(okta, unique("Crowded"))
+    responses = in_parallel(server, [
+        lambda client, u=u: client.patch(f"/Groups/{group['id']}", json=patch(
+            {"op": "add", "path": "members", "value": [member(u)]}))
+        for u in users
+    ])
+    assert [r.status_code for r in responses] == [204] * len(users)
+    assert member_ids(okta, group["id"]) == {u["id"] for u in users}

@@ -5,7 +5,9 @@ def test_healthz_answers_without_a_token(anonymous):
 
 
 def test_create_then_read_user(scim):
-    created = scim.post("/Users", json={"userName": "ann@example.com", "name": {"givenName": "Ann"}})
+    created = scim.post(
+        "/Users", json={"userName": "ann@example.com", "name": {"givenName": "Ann"}}
+    )
     assert created.status_code == 201, created.text
     user_id = created.json()["id"]
     fetched = scim.get(f"/Users/{user_id}")

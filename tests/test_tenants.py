@@ -27,7 +27,10 @@ def test_another_tenants_user_is_404_for_every_method(scim, other):
     path = f"/Users/{user['id']}"
     assert other.get(path).status_code == 404
     assert other.put(path, json={"userName": "stolen@example.com"}).status_code == 404
-    assert other.patch(path, json=patch({"op": "replace", "value": {"active": False}})).status_code == 404
+    assert (
+        other.patch(path, json=patch({"op": "replace", "value": {"active": False}})).status_code
+        == 404
+    )
     assert other.delete(path).status_code == 404
     assert scim.get(path).json()["active"] is True
 
@@ -35,10 +38,16 @@ def test_another_tenants_user_is_404_for_every_method(scim, other):
 def test_another_tenants_group_cannot_be_changed_or_joined(scim, other):
     user = create_user(scim, "u@example.com")
     group = create_group(scim, "Ops", [user["id"]])
-    assert other.patch(f"/Groups/{group['id']}",
-                       json=patch({"op": "remove", "path": "members"})).status_code == 404
+    assert (
+        other.patch(
+            f"/Groups/{group['id']}", json=patch({"op": "remove", "path": "members"})
+        ).status_code
+        == 404
+    )
     assert other.delete(f"/Groups/{group['id']}").status_code == 404
-    foreign = other.post("/Groups", json={"displayName": "Mine", "members": [{"value": user["id"]}]})
+    foreign = other.post(
+        "/Groups", json={"displayName": "Mine", "members": [{"value": user["id"]}]}
+    )
     assert foreign.status_code == 400
 
 

@@ -47,8 +47,14 @@ def test_username_is_required(scim):
 
 
 def test_read_only_and_unknown_attributes_are_ignored(scim):
-    body = user_body("ro@example.com", id="mine", meta={"created": "yesterday"}, groups=[],
-                     roles=[], favouriteColour="teal")
+    body = user_body(
+        "ro@example.com",
+        id="mine",
+        meta={"created": "yesterday"},
+        groups=[],
+        roles=[],
+        favouriteColour="teal",
+    )
     response = scim.post("/Users", json=body)
     assert response.status_code == 201
     user = response.json()
@@ -58,8 +64,17 @@ def test_read_only_and_unknown_attributes_are_ignored(scim):
 
 def test_enterprise_extension_round_trips(scim):
     manager = create_user(scim, "boss@example.com")
-    user = create_user(scim, "emp@example.com", **{ENTERPRISE: {
-        "employeeNumber": "42", "department": "Ops", "manager": {"value": manager["id"]}}})
+    user = create_user(
+        scim,
+        "emp@example.com",
+        **{
+            ENTERPRISE: {
+                "employeeNumber": "42",
+                "department": "Ops",
+                "manager": {"value": manager["id"]},
+            }
+        },
+    )
     extension = scim.get(f"/Users/{user['id']}").json()[ENTERPRISE]
     assert extension["employeeNumber"] == "42"
     assert extension["department"] == "Ops"
@@ -86,18 +101,22 @@ def test_put_without_active_keeps_the_current_state(scim):
 
 def test_patch_returns_200_with_the_resource(scim):
     user = create_user(scim, "p@example.com")
-    response = scim.patch(f"/Users/{user['id']}",
-                          json=patch({"op": "replace", "path": "displayName", "value": "P"}))
+    response = scim.patch(
+        f"/Users/{user['id']}", json=patch({"op": "replace", "path": "displayName", "value": "P"})
+    )
     assert response.status_code == 200
     assert response.json()["displayName"] == "P"
 
 
 def test_patch_is_atomic_when_a_later_operation_fails(scim):
     user = create_user(scim, "atomic@example.com")
-    response = scim.patch(f"/Users/{user['id']}", json=patch(
-        {"op": "replace", "path": "displayName", "value": "Changed"},
-        {"op": "replace", "path": "noSuchAttribute", "value": "x"},
-    ))
+    response = scim.patch(
+        f"/Users/{user['id']}",
+        json=patch(
+            {"op": "replace", "path": "displayName", "value": "Changed"},
+            {"op": "replace", "path": "noSuchAttribute", "value": "x"},
+        ),
+    )
     assert response.status_code == 400
     assert "displayName" not in scim.get(f"/Users/{user['id']}").json()
 
@@ -105,8 +124,10 @@ def test_patch_is_atomic_when_a_later_operation_fails(scim):
 def test_patch_to_a_taken_username_is_409_and_changes_nothing(scim):
     create_user(scim, "taken@example.com")
     user = create_user(scim, "free@example.com")
-    response = scim.patch(f"/Users/{user['id']}",
-                          json=patch({"op": "replace", "path": "userName", "value": "TAKEN@example.com"}))
+    response = scim.patch(
+        f"/Users/{user['id']}",
+        json=patch({"op": "replace", "path": "userName", "value": "TAKEN@example.com"}),
+    )
     assert response.status_code == 409
     assert scim.get(f"/Users/{user['id']}").json()["userName"] == "free@example.com"
 
@@ -139,16 +160,22 @@ def test_deactivated_user_is_still_readable(scim):
 def test_if_match_with_a_stale_version_is_412_and_changes_nothing(scim):
     user = create_user(scim, "v@example.com")
     scim.patch(f"/Users/{user['id']}", json=patch({"op": "replace", "path": "title", "value": "A"}))
-    stale = scim.patch(f"/Users/{user['id']}", headers={"If-Match": user["meta"]["version"]},
-                       json=patch({"op": "replace", "path": "title", "value": "B"}))
+    stale = scim.patch(
+        f"/Users/{user['id']}",
+        headers={"If-Match": user["meta"]["version"]},
+        json=patch({"op": "replace", "path": "title", "value": "B"}),
+    )
     assert stale.status_code == 412
     assert scim.get(f"/Users/{user['id']}").json()["title"] == "A"
 
 
 def test_if_match_with_the_current_version_applies(scim):
     user = create_user(scim, "v2@example.com")
-    response = scim.put(f"/Users/{user['id']}", headers={"If-Match": user["meta"]["version"]},
-                        json=user_body("v2@example.com", title="T"))
+    response = scim.put(
+        f"/Users/{user['id']}",
+        headers={"If-Match": user["meta"]["version"]},
+        json=user_body("v2@example.com", title="T"),
+    )
     assert response.status_code == 200
 
 
@@ -162,14 +189,17 @@ def test_if_none_match_with_the_current_version_is_304(scim):
 
 def test_version_does_not_change_on_a_no_op_patch(scim):
     user = create_user(scim, "same@example.com", displayName="Same")
-    response = scim.patch(f"/Users/{user['id']}",
-                          json=patch({"op": "replace", "path": "displayName", "value": "Same"}))
+    response = scim.patch(
+        f"/Users/{user['id']}",
+        json=patch({"op": "replace", "path": "displayName", "value": "Same"}),
+    )
     assert response.json()["meta"]["version"] == user["meta"]["version"]
 
 
 def test_users_list_their_groups(scim):
     user = create_user(scim, "grouped@example.com")
-    group = scim.post("/Groups", json={"displayName": "Night shift",
-                                       "members": [{"value": user["id"]}]}).json()
+    group = scim.post(
+        "/Groups", json={"displayName": "Night shift", "members": [{"value": user["id"]}]}
+    ).json()
     groups = scim.get(f"/Users/{user['id']}").json()["groups"]
     assert [(g["value"], g["display"]) for g in groups] == [(group["id"], "Night shift")]

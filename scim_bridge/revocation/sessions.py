@@ -99,8 +99,9 @@ def create_session(
             .with_for_update(read=True, of=Membership)
         )
     ]
-    now = utcnow().replace(microsecond=0)
-    expires_at = now + dt.timedelta(seconds=request.ttl_seconds)
+    now = utcnow()
+    issued_at = int(now.timestamp())
+    expires_at = dt.datetime.fromtimestamp(issued_at + request.ttl_seconds, dt.UTC)
     row = AppSession(id=new_id(), tenant_id=user.tenant_id, user_id=user.id,
                      client=request.client, created_at=now, expires_at=expires_at)
     session.add(row)
@@ -110,7 +111,7 @@ def create_session(
         "iss": issuer,
         "sub": user.id,
         "sid": row.id,
-        "iat": int(now.timestamp()),
+        "iat": issued_at,
         "exp": int(expires_at.timestamp()),
         "jti": uuid.uuid4().hex,
         "groups": [name for _, name in groups],

@@ -283,7 +283,10 @@ class ResourceType:
             "description": self.schema.description,
             "schema": self.schema.id,
             "schemaExtensions": [{"schema": ext.id, "required": False} for ext in self.extensions],
-            "meta": {"resourceType": "ResourceType", "location": f"{base_url}/ResourceTypes/{self.id}"},
+            "meta": {
+                "resourceType": "ResourceType",
+                "location": f"{base_url}/ResourceTypes/{self.id}",
+            },
         }
 
 

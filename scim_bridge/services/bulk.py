@@ -66,8 +66,9 @@ def process(
             if unresolved and _defined_later(unresolved, pending, index):
                 deferred.append((index, operation))
                 continue
-            outcome = _run_one(session, actor, operation, resolved, base_url,
-                               render_user, render_group)
+            outcome = _run_one(
+                session, actor, operation, resolved, base_url, render_user, render_group
+            )
             if int(outcome["status"]) >= 400:
                 errors += 1
             results.append((index, outcome))
@@ -134,12 +135,15 @@ def _run_one(
             raise UnresolvedBulkId(f"unresolved bulkId in path '{path}'")
         version = fields.get("version")
         with session.begin_nested():
-            resource = _dispatch(session, actor, method, match.group(1), match.group(2), data,
-                                 version)
+            resource = _dispatch(
+                session, actor, method, match.group(1), match.group(2), data, version
+            )
     except BridgeError as error:
         return _error_result(operation, error)
-    result: dict[str, Any] = {"method": method, "status": {"POST": "201", "DELETE": "204"}.get(
-        method, "200")}
+    result: dict[str, Any] = {
+        "method": method,
+        "status": {"POST": "201", "DELETE": "204"}.get(method, "200"),
+    }
     if bulk_id:
         result["bulkId"] = bulk_id
     if resource is not None:
@@ -173,8 +177,15 @@ _DELETE: dict[str, Callable[..., None]] = {
 }
 
 
-def _dispatch(session: Session, actor: Actor, method: str, kind: str, resource_id: str | None,
-              data: Any, version: Any) -> User | Group | None:
+def _dispatch(
+    session: Session,
+    actor: Actor,
+    method: str,
+    kind: str,
+    resource_id: str | None,
+    data: Any,
+    version: Any,
+) -> User | Group | None:
     if method == "POST":
         return _CREATE[kind](session, actor, data)
     assert resource_id is not None
@@ -186,13 +197,21 @@ def _dispatch(session: Session, actor: Actor, method: str, kind: str, resource_i
 
 
 def _error_result(operation: Any, error: BridgeError) -> dict[str, Any]:
-    fields = {str(k).lower(): v for k, v in operation.items()} if isinstance(operation, dict) else {}
-    response: dict[str, Any] = {"schemas": [ERROR], "status": str(error.status),
-                                "detail": error.detail}
+    fields = (
+        {str(k).lower(): v for k, v in operation.items()} if isinstance(operation, dict) else {}
+    )
+    response: dict[str, Any] = {
+        "schemas": [ERROR],
+        "status": str(error.status),
+        "detail": error.detail,
+    }
     if error.scim_type:
         response["scimType"] = error.scim_type
-    result: dict[str, Any] = {"method": str(fields.get("method") or ""),
-                              "status": str(error.status), "response": response}
+    result: dict[str, Any] = {
+        "method": str(fields.get("method") or ""),
+        "status": str(error.status),
+        "response": response,
+    }
     if fields.get("bulkid"):
         result["bulkId"] = fields["bulkid"]
     return result

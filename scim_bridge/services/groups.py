@@ -34,7 +34,9 @@ from .common import check_if_match, flush_unique, require, touch
 _CHUNK = 500
 
 
-def get_group(session: Session, tenant_id: int, group_id: str, *, for_update: bool = False) -> Group:
+def get_group(
+    session: Session, tenant_id: int, group_id: str, *, for_update: bool = False
+) -> Group:
     statement = select(Group).where(Group.id == group_id, Group.tenant_id == tenant_id)
     if for_update:
         statement = statement.with_for_update()
@@ -44,9 +46,7 @@ def get_group(session: Session, tenant_id: int, group_id: str, *, for_update: bo
     return group
 
 
-def members_of(
-    session: Session, group_ids: list[str]
-) -> dict[str, list[tuple[str, str | None]]]:
+def members_of(session: Session, group_ids: list[str]) -> dict[str, list[tuple[str, str | None]]]:
     """(user id, display as the IdP sent it) of each group's members, in one query."""
     result: dict[str, list[tuple[str, str | None]]] = defaultdict(list)
     if not group_ids:
@@ -199,9 +199,7 @@ def _add_members(
     return added
 
 
-def _remove_members(
-    session: Session, actor: Actor, group: Group, ids: Sequence[str]
-) -> list[str]:
+def _remove_members(session: Session, actor: Actor, group: Group, ids: Sequence[str]) -> list[str]:
     removed: list[str] = []
     for start in range(0, len(ids), _CHUNK):
         removed.extend(
@@ -227,7 +225,9 @@ def _replace_members(
 ) -> bool:
     """A full member list: O(group size) by nature; only the difference is written."""
     wanted = set(ids)
-    current = set(session.scalars(select(Membership.user_id).where(Membership.group_id == group.id)))
+    current = set(
+        session.scalars(select(Membership.user_id).where(Membership.group_id == group.id))
+    )
     removed = _remove_members(session, actor, group, sorted(current - wanted))
     added = _add_members(
         session, actor, group, [uid for uid in ids if uid not in current], displays

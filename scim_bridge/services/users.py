@@ -116,7 +116,12 @@ def delete_user(session: Session, actor: Actor, user_id: str, if_match: str | No
 
 
 def _write(
-    session: Session, actor: Actor, user: User, document: dict[str, Any], *, keep_active: bool = True
+    session: Session,
+    actor: Actor,
+    user: User,
+    document: dict[str, Any],
+    *,
+    keep_active: bool = True,
 ) -> None:
     was_active = user.is_active
     apply_user_document(user, document, keep_active=keep_active)
@@ -128,14 +133,18 @@ def _write(
             session,
             tenant_id=actor.tenant_id,
             user_ids=[user.id],
-            cause=Cause(USER_DEACTIVATED, actor.name, detail=f"user '{user.user_name}' deactivated"),
+            cause=Cause(
+                USER_DEACTIVATED, actor.name, detail=f"user '{user.user_name}' deactivated"
+            ),
         )
     elif user.is_active and not was_active:
         # Reactivation restores access for new sessions only; revoked ones stay revoked.
         record_events(
             session,
             tenant_id=actor.tenant_id,
-            cause=Cause(USER_REACTIVATED, actor.name, detail=f"user '{user.user_name}' reactivated"),
+            cause=Cause(
+                USER_REACTIVATED, actor.name, detail=f"user '{user.user_name}' reactivated"
+            ),
             user_sessions=[(user.id, [])],
         )
 
