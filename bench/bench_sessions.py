@@ -3,8 +3,8 @@
 1. Introspections per second in one process: the WSGI app called directly, one thread (no
    socket, no HTTP parser: the app's own cost), with one token introspected repeatedly (what
    an app does on every request) and with a new token every call (no verification cache);
-   and over HTTP against ``scim-bridge serve --workers 1`` (one server process) with
-   client processes driving it.
+   and over HTTP against ``scim-bridge serve --workers 1`` (one server process) driven by
+   client processes on the same machine, beside ``GET /healthz`` as the HTTP layer's ceiling.
 2. Revocation cost: a SCIM PATCH that removes a member who has 1, 10 or 1,000 sessions.
 3. Bulk User Logout of 10,000 users with one session each, by ``user_ids`` and by ``filter``.
 
@@ -141,19 +141,25 @@ def introspection_rate(bench: Bench, seconds: float) -> tuple[float, float]:
     return warm, rate(cold_bodies)
 
 
-def _drive(base: str, sessions_token: str, token: str, seconds: float, queue: Any) -> None:
+def _drive(base: str, sessions_token: str, token: str | None, seconds: float,
+           queue: Any) -> None:
+    """One client process: introspect ``token`` (or GET /healthz) for ``seconds``."""
     done = 0
     with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {sessions_token}"}) as c:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
-            response = c.post("/api/v1/sessions/introspect", data={"token": token})
-            assert response.json()["active"] is True
+            if token is None:
+                assert c.get("/healthz").status_code == 200
+            else:
+                response = c.post("/api/v1/sessions/introspect", data={"token": token})
+                assert response.json()["active"] is True
             done += 1
     queue.put(done)
 
 
-def http_rate(bench: Bench, seconds: float, clients: int = 4) -> float:
-    """Introspections per second over HTTP against one ``scim-bridge serve`` process."""
+def http_rates(bench: Bench, seconds: float, clients: int = 4) -> tuple[float, float]:
+    """(introspections, healthz) per second over HTTP against one ``scim-bridge serve``
+    process (gunicorn, one worker); client processes run on the same machine."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -161,7 +167,7 @@ def http_rate(bench: Bench, seconds: float, clients: int = 4) -> float:
            "SCIM_BRIDGE_PUBLIC_URL": PUBLIC_URL}
     server = subprocess.Popen(
         [sys.executable, "-c", "from scim_bridge.cli import main; main()", "serve", "--port",
-         str(port), "--workers", "1", "--threads", "8"],
+         str(port), "--workers", "1", "--threads", "1"],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     base = f"http://127.0.0.1:{port}"
@@ -175,16 +181,19 @@ def http_rate(bench: Bench, seconds: float, clients: int = 4) -> float:
         user = bench.json("POST", "/scim/v2/Users", "scim", {"userName": "http@bench.test"})
         token = bench.json("POST", "/api/v1/sessions", "sessions",
                            {"user_id": user["id"], "client": "web"})["token"]
-        queue: Any = multiprocessing.Queue()
-        drivers = [multiprocessing.Process(target=_drive, args=(
-            base, bench.tokens["sessions"], token, seconds, queue)) for _ in range(clients)]
-        started = time.perf_counter()
-        for driver in drivers:
-            driver.start()
-        total = sum(queue.get() for _ in drivers)
-        for driver in drivers:
-            driver.join()
-        return total / (time.perf_counter() - started)
+        rates = []
+        for what in (token, None):
+            queue: Any = multiprocessing.Queue()
+            drivers = [multiprocessing.Process(target=_drive, args=(
+                base, bench.tokens["sessions"], what, seconds, queue)) for _ in range(clients)]
+            started = time.perf_counter()
+            for driver in drivers:
+                driver.start()
+            total = sum(queue.get() for _ in drivers)
+            for driver in drivers:
+                driver.join()
+            rates.append(total / (time.perf_counter() - started))
+        return rates[0], rates[1]
     finally:
         server.terminate()
         server.wait(timeout=15)
@@ -267,12 +276,13 @@ def main() -> None:
 
 def _run(bench: Bench, seconds: float, bulk_users: int, repeats: int) -> list[tuple[str, str, str]]:
     warm, cold = introspection_rate(bench, seconds)
-    over_http = http_rate(bench, seconds)
+    over_http, healthz = http_rates(bench, seconds)
     rows = [
-        ("introspection, one thread, same token", f"{warm:,.0f} /s",
+        ("introspection in-process, same token", f"{warm:,.0f} /s",
          f">= {INTROSPECTION_TARGET:,.0f} /s"),
-        ("introspection, one thread, new token each", f"{cold:,.0f} /s", ""),
-        ("introspection over HTTP, 1 serve process", f"{over_http:,.0f} /s", "(4 clients)"),
+        ("introspection in-process, new token each", f"{cold:,.0f} /s", ""),
+        ("introspection over HTTP, 1 serve worker", f"{over_http:,.0f} /s", "4 clients"),
+        ("GET /healthz over HTTP, same setup", f"{healthz:,.0f} /s", "HTTP ceiling"),
     ]
     for count in (1, 10, 1000):
         rows.append((f"SCIM PATCH remove, member has {count:,} sessions",

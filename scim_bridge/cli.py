@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from .db import begin_write, make_engine, make_sessionmaker
+from .db import write_transaction
 from .errors import BridgeError
 from .settings import Settings
 
@@ -21,19 +21,13 @@ def _in_transaction(work: Callable[[Any], Any]) -> Any:
     """Run ``work(session)`` in one committed transaction; errors become clean CLI errors."""
     from . import migrate
 
-    settings = _settings()
-    migrate.upgrade(settings.database_url)
-    engine = make_engine(settings.database_url)
+    url = _settings().database_url
+    migrate.upgrade(url)
     try:
-        with make_sessionmaker(engine)() as session:
-            begin_write(session)
-            result = work(session)
-            session.commit()
-            return result
+        with write_transaction(url) as session:
+            return work(session)
     except BridgeError as error:
         raise click.ClickException(error.detail) from None
-    finally:
-        engine.dispose()
 
 
 @click.group()

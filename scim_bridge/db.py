@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
@@ -91,3 +93,16 @@ def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
 def begin_write(session: Session) -> None:
     """Open the session's transaction as a writer (``BEGIN IMMEDIATE`` on SQLite)."""
     session.connection(execution_options={WRITE_OPTION: True})
+
+
+@contextmanager
+def write_transaction(url: str) -> Iterator[Session]:
+    """A one-off writing session on its own engine (CLI, start-up); commits if no error."""
+    engine = make_engine(url)
+    try:
+        with make_sessionmaker(engine)() as session:
+            begin_write(session)
+            yield session
+            session.commit()
+    finally:
+        engine.dispose()

@@ -9,7 +9,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.orm import Session
 
-from .db import begin_write, make_engine, make_sessionmaker
+from .db import write_transaction
 from .services import tokens
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
@@ -36,15 +36,8 @@ def bootstrap(url: str) -> FirstStart | None:
     """Migrate, make sure the default tenant exists, and on an empty database create the
     first SCIM and admin tokens (returned once, to be printed once)."""
     upgrade(url)
-    engine = make_engine(url)
-    try:
-        with make_sessionmaker(engine)() as session:
-            begin_write(session)
-            result = _first_start(session)
-            session.commit()
-            return result
-    finally:
-        engine.dispose()
+    with write_transaction(url) as session:
+        return _first_start(session)
 
 
 def _first_start(session: Session) -> FirstStart | None:

@@ -10,6 +10,7 @@ its own and bodies as ``application/scim+json; charset=utf-8`` (C2).
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
@@ -228,6 +229,19 @@ def test_query_by_a_matching_attribute_finds_the_user(entra, filter_for):
     assert [found["id"] for found in query(entra, "Users", filter_for(user))] == [user["id"]]
 
 
+@pytest.mark.parametrize(
+    "user_name",
+    ['CONTOSO\\jdoe', 'o"neil@contoso.com', "Jöns.Ström@contoso.com", "tab\tin@contoso.com"],
+    ids=["backslash", "quote", "non-ascii", "control"],
+)
+def test_query_finds_a_username_written_as_a_json_string(entra, user_name):
+    """Filter values are JSON strings (RFC 7644 §3.4.2.2): quotes and backslashes escaped,
+    non-ASCII possibly as \\u escapes."""
+    user = create_user(entra, userName=f"{unique('x')}-{user_name}")
+    found = query(entra, "Users", f"userName eq {json.dumps(user['userName'])}")
+    assert [u["id"] for u in found] == [user["id"]]
+
+
 def test_legacy_unquoted_external_id_is_read_as_a_string(entra):
     """C7, and our policy: a bare value after an operator is read as a quoted string."""
     external_id = unique("jyoung").replace("-", "")
@@ -443,6 +457,12 @@ def test_delete_user_is_204_and_the_user_is_gone(entra):
     assert query(entra, "Users", f'userName eq "{user["userName"]}"') == []
 
 
+def test_deleting_a_user_ends_their_sessions(entra, application):
+    user = create_user(entra)
+    token = start_session(application, user["id"])
+    assert entra.delete(f"/Users/{user['id']}").status_code == 204
+    assert not session_is_active(application, token)
+
 def test_deleted_username_can_be_created_again(entra):
     """The gallery's Restore_User_Test: unassign deletes, re-assign creates again (C33)."""
     user = create_user(entra)
@@ -483,6 +503,16 @@ def test_get_group_by_display_name_excluding_members(entra):
                   excludedAttributes="members")
     assert [g["id"] for g in found] == [group["id"]]
     assert "members" not in found[0]
+
+
+@pytest.mark.parametrize(
+    "name", ['Sales "EMEA"', "R&D \\ Ops", "Team [ops] (east)", "Fraser's Group", "Équipe"],
+)
+def test_get_group_by_a_display_name_with_special_characters(entra, name):
+    group = create_group(entra, f"{name} {uuid.uuid4().hex[:6]}")
+    found = query(entra, "Groups", f"displayName eq {json.dumps(group['displayName'])}",
+                  excludedAttributes="members")
+    assert [g["id"] for g in found] == [group["id"]]
 
 
 def test_rename_group_is_204(entra):
@@ -540,6 +570,15 @@ def test_delete_group_is_204_and_the_group_is_gone(entra):
     assert (response.status_code, response.content) == (204, b"")
     assert_error(entra.get(f"/Groups/{group['id']}"), 404)
     assert query(entra, "Groups", f'displayName eq "{group["displayName"]}"') == []
+
+
+def test_deleting_a_group_ends_its_members_sessions(entra, application):
+    user = create_user(entra)
+    group = create_group(entra)
+    patch_group(entra, group, {"op": "Add", "path": "members", "value": [{"value": user["id"]}]})
+    token = start_session(application, user["id"])
+    assert entra.delete(f"/Groups/{group['id']}").status_code == 204
+    assert not session_is_active(application, token)
 
 
 # -- Manager (C24–C27, C8) --------------------------------------------------------------------
@@ -875,3 +914,4 @@ def test_patch_body_is_read_whatever_its_content_type(server, entra, content_typ
                                 json=patch({"op": "Replace", "path": "title", "value": "CT"}))
     assert response.status_code == 200, response.text
     assert response.json()["title"] == "CT"
+

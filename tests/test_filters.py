@@ -22,6 +22,7 @@ from scim_bridge.errors import InvalidFilter
 from scim_bridge.models import Group, Membership, Tenant, User
 from scim_bridge.scim import schema
 from scim_bridge.scim.filters import compile_filter, evaluate, parse, parse_value_filter
+from scim_bridge.scim.patch_paths import parse_path
 from scim_bridge.scim.resources import apply_user_document, fold
 
 PG_URL = os.environ.get(
@@ -492,3 +493,43 @@ def test_evaluate_refuses_bad_value_filters(value_filter: str, detail: str) -> N
     with pytest.raises(InvalidFilter) as raised:
         evaluate(parse_value_filter(value_filter), {"type": "work"}, EMAILS)
     assert detail in raised.value.detail
+
+
+# -- string literals follow JSON (RFC 7644 §3.4.2.2 compValue) ------------------------------
+
+
+@pytest.mark.parametrize(
+    ("filter_text", "value"),
+    [
+        (r'displayName eq "Sales \"EMEA\""', 'Sales "EMEA"'),
+        (r'userName eq "CONTOSO\\jdoe"', "CONTOSO\\jdoe"),
+        (r'userName eq "CONTOSO\jdoe"', "CONTOSO\\jdoe"),  # unescaped: the backslash stays
+        (r'displayName eq "caf\u00e9 \ud83d\ude00"', "café 😀"),
+        (r'displayName eq "a\/b\tc"', "a/b\tc"),
+        (r'displayName eq "\uZZ"', "\\uZZ"),
+        ('displayName eq "Team [ops] (east)"', "Team [ops] (east)"),
+    ],
+)
+def test_string_values_are_read_as_json_strings(filter_text: str, value: str) -> None:
+    assert parse(filter_text).expr.comp_value.value == value
+
+
+def test_escaped_quote_in_a_value_filter_is_part_of_the_value() -> None:
+    node = parse_value_filter(r'value eq "a\"]b" and type eq "work"')
+    assert evaluate(node, {"value": 'a"]b', "type": "work"}, EMAILS) is True
+
+
+@pytest.mark.parametrize(
+    ("filter_text", "detail"),
+    [(r'displayName eq "abc\"', "never closed"), (r'displayName eq "\ud800"', "unpaired")],
+)
+def test_bad_string_literals_are_invalid_filters(filter_text: str, detail: str) -> None:
+    with pytest.raises(InvalidFilter) as raised:
+        parse(filter_text)
+    assert detail in raised.value.detail
+
+
+def test_patch_path_brackets_skip_escaped_quotes() -> None:
+    path = parse_path(r'emails[value eq "a\"]b"].display', schema.USER_TYPE)
+    assert (path.attribute, path.sub_attribute) == ("emails", "display")
+    assert path.value_filter.expr.comp_value.value == 'a"]b'

@@ -2,9 +2,12 @@
 
 Only the library's lexer and parser are used. Around them:
 
-- Literals: quoted strings stay strings (the lexer knows no escapes: a value is the text
-  between its quotes); true/false/null become Python values; integers keep their digits as
-  text (the lexer reads one digit at a time; no attribute here is numeric).
+- Literals: strings follow JSON's rules, as compValue does in §3.4.2.2, so a group named
+  ``Sales "EMEA"`` is found with ``displayName eq "Sales \\"EMEA\\""`` (the library's lexer
+  knows no escapes; its string rule is replaced). A backslash that starts no JSON escape
+  stands for itself (``"CONTOSO\\jdoe"`` sent unescaped). true/false/null become Python
+  values; integers keep their digits as text (the lexer reads one digit at a time; no
+  attribute here is numeric).
 - Precedence: the library gives "and" and "or" equal precedence; the tree is regrouped so
   "and" binds tighter, as §3.4.2.2 requires.
 - Legacy unquoted values (idp-quirks C7, C8): Entra's old docs send ``externalId eq jyoung``
@@ -16,6 +19,7 @@ Only the library's lexer and parser are used. Around them:
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -26,7 +30,15 @@ from scim2_filter_parser.parser import SCIMParser, SCIMParserError
 
 from ..errors import InvalidFilter
 
-__all__ = ["MAX_COMPARISONS", "MAX_DEPTH", "MAX_LENGTH", "operands", "parse", "parse_value_filter"]
+__all__ = [
+    "MAX_COMPARISONS",
+    "MAX_DEPTH",
+    "MAX_LENGTH",
+    "QUOTED",
+    "operands",
+    "parse",
+    "parse_value_filter",
+]
 
 MAX_LENGTH = 4096
 MAX_COMPARISONS = 200
@@ -34,6 +46,9 @@ MAX_DEPTH = 32
 
 _COMPARISON_TOKENS = frozenset({"EQ", "NE", "CO", "SW", "EW", "GT", "GE", "LT", "LE", "PR"})
 _LITERAL_TOKENS = {"TRUE": True, "FALSE": False, "NULL": None}
+#: A quoted string in filter text: JSON's, where a backslash escapes the next character.
+QUOTED = r'"(?:[^"\\]|\\.)*"'
+_ESCAPE_OR_BACKSLASH = re.compile(r'\\(?:u[0-9a-fA-F]{4}|["\\/bfnrt])|\\')
 
 
 def parse(text: str) -> ast.Filter:
@@ -52,6 +67,33 @@ def parse(text: str) -> ast.Filter:
             except _Unparsable:
                 pass
         raise InvalidFilter(f"Invalid filter: {problem}") from None
+
+
+def _string_value(literal: str) -> str:
+    """The value of a quoted string token: JSON escapes decoded, any other backslash kept."""
+    body = _ESCAPE_OR_BACKSLASH.sub(
+        lambda match: match.group() if len(match.group()) > 1 else "\\\\", literal[1:-1]
+    )
+    value: str = json.loads(f'"{body}"', strict=False)
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidFilter(f"The filter string {literal} holds an unpaired \\u escape") from None
+    return value
+
+
+_STRING_RULE = QUOTED  # in a sly lexer's body a capitalised name means a token, not a global
+
+
+class _Lexer(SCIMLexer):
+    """The library's lexer with JSON strings (its own rule ends a string at any quote)."""
+
+    tokens = SCIMLexer.tokens
+
+    @_(_STRING_RULE)  # type: ignore[name-defined]  # noqa: F821 (sly provides ``_`` in the class body)
+    def COMP_VALUE(self, token: Any) -> Any:
+        token.value = _string_value(token.value)
+        return token
 
 
 def parse_value_filter(text: str) -> ast.Filter:
@@ -90,7 +132,7 @@ class _Tokens:
 
     def __iter__(self) -> Iterator[Any]:
         depth = comparisons = 0
-        for token in self._joined(SCIMLexer().tokenize(self.text)):
+        for token in self._joined(_Lexer().tokenize(self.text)):
             if token.type in ("LPAREN", "LBRACKET"):
                 depth += 1
                 if depth > MAX_DEPTH:
@@ -139,7 +181,7 @@ class _Tokens:
 
 
 #: A quoted string, a bare word, or any other single character.
-_WORDS = re.compile(r'"[^"]*"|[^\s()\[\]"]+|\S')
+_WORDS = re.compile(rf'{QUOTED}|[^\s()\[\]"]+|\S')
 _JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 _OPERATOR_WORDS = frozenset({"eq", "ne", "co", "sw", "ew", "gt", "ge", "lt", "le"})
 

@@ -11,12 +11,15 @@ from typing import Any
 from scim2_filter_parser import ast
 
 from ..errors import BridgeError, InvalidPath, InvalidValue, Mutability
+from .filter_syntax import QUOTED
 from .filters import evaluate, parse_value_filter
 from .schema import Attribute, ResourceType, Schema, resolve, split_urn_path
 
 _NAME = r"\$?[A-Za-z][A-Za-z0-9_-]*"
 _ATTR_PATH = re.compile(rf"({_NAME})(\[)?")
 _SUB_ATTR = re.compile(rf"\.({_NAME})")
+#: What a value filter is read in: whole quoted strings, brackets, and anything else.
+_BRACKET_PIECES = re.compile(rf'{QUOTED}|\]|"|[^"\]]+')
 
 
 @dataclass(frozen=True)
@@ -87,14 +90,13 @@ def _split(rest: str, text: str) -> tuple[str, str | None, str | None]:
 
 
 def _closing_bracket(text: str, start: int) -> int | None:
-    """Index of the ``]`` closing a value filter, skipping quoted strings (which, as in the
-    filter lexer, have no escapes)."""
-    in_string = False
-    for index in range(start, len(text)):
-        if text[index] == '"':
-            in_string = not in_string
-        elif text[index] == "]" and not in_string:
-            return index
+    """Index of the ``]`` closing a value filter, skipping quoted strings (with their JSON
+    escapes, as the filter lexer reads them)."""
+    for piece in _BRACKET_PIECES.finditer(text, start):
+        if piece.group() == "]":
+            return piece.start()
+        if piece.group() == '"':
+            return None  # a string that is never closed
     return None
 
 
