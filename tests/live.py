@@ -30,6 +30,8 @@ from sqlalchemy import MetaData, create_engine, select
 from sqlalchemy.engine import make_url
 
 PG_URL = os.environ.get("SCIM_BRIDGE_TEST_DATABASE_URL", "")
+LIST_RESPONSE = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
+ERROR = "urn:ietf:params:scim:api:messages:2.0:Error"
 STARTUP_SECONDS = 60
 _TOKEN_LINE = re.compile(r"^SCIM token:\s+(\S+)\s*$")
 
@@ -259,3 +261,25 @@ def session_is_active(application: httpx.Client, token: str) -> bool:
     response = application.post("/sessions/introspect", data={"token": token})
     assert response.status_code == 200, response.text
     return response.json()["active"] is True
+
+
+# -- what every IdP checks in an answer ---------------------------------------------------------
+
+
+def assert_list_response(body: dict[str, Any]) -> None:
+    """A ListResponse with JSON integers for its counts (idp-quirks A1), never strings."""
+    assert LIST_RESPONSE in body["schemas"]
+    for key in ("totalResults", "startIndex", "itemsPerPage"):
+        assert type(body[key]) is int, f"{key} must be a JSON integer: {body[key]!r}"
+    assert isinstance(body["Resources"], list)
+
+
+def assert_error(response: httpx.Response, status: int) -> None:
+    """A SCIM Error (idp-quirks A4, A8): the Error schema, a detail, ``status`` as a string,
+    served as application/scim+json."""
+    assert response.status_code == status, response.text
+    assert response.headers["Content-Type"].startswith("application/scim+json")
+    body = response.json()
+    assert ERROR in body["schemas"]
+    assert body["detail"]
+    assert body["status"] == str(status)

@@ -71,7 +71,8 @@ def test_users_can_be_searched_filtered_and_paged(admin, staff, params, expected
     assert _names(response.json()) == expected
 
 
-@pytest.mark.parametrize("params", [{"active": "maybe"}, {"count": "ten"}, {"startIndex": "x"}])
+@pytest.mark.parametrize("params", [{"active": "maybe"}, {"count": "ten"}, {"startIndex": "x"},
+                                    {"search": "a\x00b"}, {"group": "\x00"}])
 def test_bad_user_list_parameters_are_a_400(admin, params):
     assert admin.get("/users", params=params).status_code == 400
 

@@ -104,3 +104,11 @@ def test_serve_prints_the_tokens_once_on_an_empty_database(url):
     assert "SCIM token:    sb_" in first and "Admin token:   sb_" in first
     second = _serve_output(url, _free_port())
     assert "token" not in second.lower()
+
+
+def test_sqlite_database_is_in_wal_mode(url, tmp_path):
+    import sqlite3
+
+    run("db", "upgrade", url=url)
+    with sqlite3.connect(tmp_path / "cli.db") as connection:
+        assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

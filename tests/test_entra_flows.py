@@ -17,14 +17,12 @@ from typing import Any
 import pytest
 
 from . import live
-from .live import session_is_active, start_session, unique
+from .live import assert_error, assert_list_response, session_is_active, start_session, unique
 
 CORE_USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 CORE_GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 MS_GROUP = "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group"
-LIST_RESPONSE = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
-ERROR = "urn:ietf:params:scim:api:messages:2.0:Error"
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 EMPLOYEE_NUMBER = f"{ENTERPRISE}:employeeNumber"
 MANAGER = f"{ENTERPRISE}:manager"
@@ -122,20 +120,6 @@ def patch_group(entra: Any, group: dict[str, Any], *operations: dict[str, Any]) 
 
 def member_ids(entra: Any, group: dict[str, Any]) -> set[str]:
     return {m["value"] for m in read(entra, f"/Groups/{group['id']}").get("members") or []}
-
-
-def assert_list_response(body: dict[str, Any]) -> None:
-    assert LIST_RESPONSE in body["schemas"]
-    for key in ("totalResults", "startIndex", "itemsPerPage"):
-        assert type(body[key]) is int, f"{key} must be a JSON integer: {body[key]!r}"
-    assert isinstance(body["Resources"], list)
-
-
-def assert_error(response: Any, status: int) -> None:
-    assert response.status_code == status, response.text
-    assert response.headers["Content-Type"].startswith("application/scim+json")
-    body = response.json()
-    assert ERROR in body["schemas"] and body["status"] == str(status) and body["detail"]
 
 
 # -- Test Connection (C4, A2) -----------------------------------------------------------------

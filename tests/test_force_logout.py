@@ -135,6 +135,8 @@ def test_bulk_logout_with_an_unknown_id_changes_nothing(api, admin, ward):
         ({"filter": ""}, "invalid_value"),
         ({"filter": "title eq"}, "invalid_filter"),
         ({"filter": 'secret eq "x"'}, "invalid_filter"),
+        ({"filter": 'userName eq "a\x00b"'}, "invalid_value"),
+        ({"user_ids": ["a\x00b"]}, "invalid_value"),
         ({"filter": 'title eq "Nurse"', "dry_run": "yes"}, "invalid_value"),
         ([], "invalid_value"),
     ],

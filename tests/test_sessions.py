@@ -167,9 +167,10 @@ def test_ttl_out_of_bounds_is_a_400(api, ann, ttl):
     "body",
     [{"client": "web"}, {"client": "web", "user_id": "a", "userName": "b"},
      {"user_id": "x"}, {"client": "", "user_id": "x"}, {"client": "web", "userName": ""},
+     {"client": "web", "userName": "a\x00b"}, {"client": "web", "user_id": "x" * 600},
      [], "text"],
     ids=["no-identifier", "two-identifiers", "no-client", "empty-client", "empty-userName",
-         "array", "string"],
+         "nul-in-userName", "overlong-id", "array", "string"],
 )
 def test_a_malformed_request_is_a_400(api, body):
     response = api.post("/sessions", json=body)
@@ -207,6 +208,7 @@ def test_logout_ends_the_session_and_is_recorded(app, api, ann):
 
 def test_logout_of_an_unknown_session_is_a_404(api):
     assert api.delete("/sessions/no-such-session").status_code == 404
+    assert api.delete("/sessions/bad%00id").status_code == 400
 
 
 def test_the_api_needs_a_sessions_token(app, anonymous, scim_token, ann):

@@ -203,3 +203,19 @@ def test_users_list_their_groups(scim):
     ).json()
     groups = scim.get(f"/Users/{user['id']}").json()["groups"]
     assert [(g["value"], g["display"]) for g in groups] == [(group["id"], "Night shift")]
+
+
+def test_deleting_a_manager_clears_the_reference(scim):
+    manager = create_user(scim, "mgr@example.com")
+    report = create_user(scim, "rep@example.com", **{ENTERPRISE: {"manager": manager["id"]}})
+    scim.delete(f"/Users/{manager['id']}")
+    after = scim.get(f"/Users/{report['id']}").json()
+    assert "manager" not in after.get(ENTERPRISE, {})
+    assert after["meta"]["version"] != report["meta"]["version"]
+
+
+def test_paths_with_trailing_or_doubled_slashes_are_served(scim):
+    assert scim.get("/Users/").status_code == 200
+    response = scim.get("//Users")
+    assert response.status_code in (200, 404)
+    assert response.headers["content-type"].startswith("application/scim+json")

@@ -24,6 +24,8 @@ bp = Blueprint("sessions", __name__, url_prefix="/api/v1/sessions")
 
 @bp.before_request
 def _authenticate() -> None:
+    if "\x00" in request.path or any("\x00" in k + v for k, v in request.args.items(multi=True)):
+        raise BadRequest("the URL contains a NUL character")
     if request.endpoint == "sessions.create_session":
         keyring().prepare()  # before this request's writing transaction begins
     write = request.endpoint != "sessions.introspect"

@@ -150,7 +150,8 @@ class Verifier:
         hit = self._verified.get(token) if isinstance(token, str) else None
         if hit is not None:
             claims, kid = hit
-            if claims["exp"] > time.time() and claims["iss"] == issuer and find_key(kid):
+            fresh = claims["exp"] > time.time() and claims["iss"] == issuer
+            if fresh and find_key(kid) is not None:
                 return claims
         claims = verify(token, find_key, issuer)
         with self._lock:

@@ -187,7 +187,7 @@ def bulk_logout(session: Session, actor: Actor, body: Any) -> dict[str, int]:
         raise InvalidValue("'dry_run' must be true or false")
     if "filter" in body:
         text = body["filter"]
-        if not isinstance(text, str) or not text.strip():
+        if not isinstance(text, str) or not text.strip() or "\x00" in text:
             raise InvalidValue("'filter' must be a SCIM filter, e.g. 'title eq \"Nurse\"'")
         user_ids = list(session.scalars(
             select(User.id).where(User.tenant_id == actor.tenant_id,
@@ -206,7 +206,9 @@ def bulk_logout(session: Session, actor: Actor, body: Any) -> dict[str, int]:
 
 def _existing(session: Session, tenant_id: int, raw: Any) -> list[str]:
     """The ids, all of which must be users of this tenant (else 404 and nothing changes)."""
-    if not isinstance(raw, list) or not all(isinstance(i, str) and i for i in raw):
+    if not isinstance(raw, list) or not all(
+        isinstance(i, str) and i and "\x00" not in i for i in raw
+    ):
         raise InvalidValue("'user_ids' must be a list of user ids")
     ids = list(dict.fromkeys(raw))
     found: set[str] = set()

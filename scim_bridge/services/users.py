@@ -111,6 +111,11 @@ def delete_user(session: Session, actor: Actor, user_id: str, if_match: str | No
         .where(exists().where(Membership.group_id == Group.id, Membership.user_id == user.id))
         .values(version=Group.version + 1, last_modified=utcnow())
     )
+    session.execute(
+        update(User)
+        .where(User.tenant_id == actor.tenant_id, User.manager_id == user.id)
+        .values(manager_id=None, version=User.version + 1, last_modified=utcnow())
+    )
     session.delete(user)
     session.flush()
 
