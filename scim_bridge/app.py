@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.exceptions import HTTPException
 
 from .db import make_engine, make_sessionmaker, utcnow
+from .endpoints.edge import reject_nul_in_url
 from .errors import BridgeError
 from .requestlog import RequestLog
 from .settings import Settings
@@ -52,6 +53,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     for blueprint in (scim.bp, health.bp, sessions_api.bp, admin.bp, well_known.bp):
         app.register_blueprint(blueprint)
     _register_error_handlers(app)
+    app.before_request(reject_nul_in_url)
     app.after_request(_log_scim_request)
     app.teardown_appcontext(_close_session)
     return app

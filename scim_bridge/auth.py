@@ -7,11 +7,11 @@ import hmac
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from .errors import Forbidden, Unauthorized
-from .models import ApiToken
+from .models import ApiToken, Tenant
 
 SCOPES = ("scim", "sessions", "admin", "ssf")
 TOKEN_PREFIX = "sb_"
@@ -45,12 +45,27 @@ def bearer_token(authorization: str | None) -> str:
     return token.strip()
 
 
+# Built once: authentication runs on every request, so it skips ORM entity loading.
+_TOKEN_BY_HASH = (
+    select(
+        ApiToken.name,
+        ApiToken.scope,
+        ApiToken.tenant_id,
+        ApiToken.token_hash,
+        ApiToken.revoked_at,
+        Tenant.name.label("tenant_name"),
+    )
+    .join(Tenant, Tenant.id == ApiToken.tenant_id)
+    .where(ApiToken.token_hash == bindparam("digest"))
+)
+
+
 def authenticate(session: Session, authorization: str | None, scope: str) -> Principal:
     token = bearer_token(authorization)
     digest = hash_token(token)
-    row = session.scalar(select(ApiToken).where(ApiToken.token_hash == digest))
+    row = session.connection().execute(_TOKEN_BY_HASH, {"digest": digest}).first()
     if row is None or row.revoked_at is not None or not hmac.compare_digest(row.token_hash, digest):
         raise Unauthorized("the bearer token is unknown or revoked")
     if row.scope != scope:
         raise Forbidden(f"this token has scope '{row.scope}'; this endpoint needs '{scope}'")
-    return Principal(row.name, row.scope, row.tenant_id, row.tenant.name)
+    return Principal(row.name, row.scope, row.tenant_id, row.tenant_name)

@@ -7,9 +7,10 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from .db import write_transaction
+from .db import make_engine, write_transaction
 from .services import tokens
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
@@ -22,8 +23,31 @@ def alembic_config(url: str) -> Config:
     return config
 
 
+#: Key of the PostgreSQL advisory lock that serialises migrations of instances starting at once.
+_MIGRATION_LOCK = 0x5C1B_0001
+
+
 def upgrade(url: str) -> None:
-    command.upgrade(alembic_config(url), "head")
+    """Apply pending migrations; on PostgreSQL under an advisory lock, so several instances
+    starting together on an empty database migrate once instead of racing."""
+    config = alembic_config(url)
+    if not url.startswith("postgresql"):
+        command.upgrade(config, "head")
+        return
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _MIGRATION_LOCK})
+            try:
+                config.attributes["connection"] = connection
+                command.upgrade(config, "head")
+                connection.commit()
+            finally:
+                connection.execute(text("SELECT pg_advisory_unlock(:key)"),
+                                   {"key": _MIGRATION_LOCK})
+                connection.commit()
+    finally:
+        engine.dispose()
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,8 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from .db import Base, UTCDateTime, new_id, utcnow
 
 ID = String(64)
+#: The tenant an empty database gets, so a single-tenant install never names one.
+DEFAULT_TENANT = "default"
 
 
 class Tenant(Base):

@@ -130,3 +130,15 @@ def test_a_500_never_reveals_internals(app, scim, monkeypatch):
     body = _is_scim_error(response, 500)
     assert "secret" not in response.text and "Traceback" not in response.text
     assert body["detail"]
+
+
+@pytest.mark.parametrize("request_args", [
+    ("GET", "/Users/x%00y", None),
+    ("GET", "/Users?filter=userName%20eq%20%22x%00y%22", None),
+    ("POST", "/Users", {"userName": "a\u0000b"}),
+    ("POST", "/Users", {"userName": "ok@example.com", "name": {"givenName": "\u0000"}}),
+])
+def test_nul_characters_are_400_not_500(scim, request_args):
+    method, path, body = request_args
+    response = scim.request(method, path, json=body)
+    assert _is_scim_error(response, 400)["scimType"] == "invalidSyntax"

@@ -19,14 +19,13 @@ from sqlalchemy.orm import Session
 
 from ..db import new_id, utcnow
 from ..errors import Forbidden, InvalidValue, NotFound
-from ..models import AppSession, Group, Membership, Tenant, User
+from ..models import DEFAULT_TENANT, AppSession, Group, Membership, Tenant, User
 from ..scim.resources import fold
 from . import jose
 from .choke import LOGOUT, Cause, revoke_user_sessions
 from .keys import KeyRing
 
 #: The tenant a ``userName``/``externalId`` lookup means when it names none (PRODUCT.md).
-DEFAULT_TENANT = "default"
 _IDENTIFIERS = ("user_id", "userName", "externalId")
 
 
@@ -92,7 +91,7 @@ def create_session(
     deactivation or removal either sees this session and revokes it, or is seen here.
     """
     user = _find_user(session, request)
-    if not user.active:
+    if not user.is_active:
         raise UserInactive(f"user '{user.user_name}' is not active; no session can start")
     tenant_name = session.scalar(select(Tenant.name).where(Tenant.id == user.tenant_id)) or ""
     groups = [
@@ -179,7 +178,7 @@ def introspect(session: Session, keys: KeyRing, token: Any, issuer: str) -> dict
         found is None
         or found.revoked_at is not None
         or found.expires_at <= utcnow()
-        or not found.active
+        or found.active is False
         or found.user_id != claims["sub"]
     ):
         return {"active": False}

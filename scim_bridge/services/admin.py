@@ -57,7 +57,8 @@ def list_users(
     if active:
         if active not in ("true", "false"):
             raise InvalidValue("'active' must be 'true' or 'false'")
-        conditions.append(User.active.is_(active == "true"))
+        deactivated = User.active.is_(False)
+        conditions.append(~deactivated if active == "true" else deactivated)
     start = integer(params, "startIndex", 1, 1, 2**31)
     count = integer(params, "count", DEFAULT_COUNT, 0, max_count)
     total = session.scalar(select(func.count()).select_from(User).where(*conditions)) or 0
@@ -106,7 +107,7 @@ def _matches(needle: str) -> ColumnElement[bool]:
 
 def user_summary(user: User) -> dict[str, Any]:
     return {"id": user.id, "userName": user.user_name, "displayName": user.display_name,
-            "active": user.active}
+            "active": user.is_active}
 
 
 def _groups_of(session: Session, user_ids: Sequence[str]) -> dict[str, list[tuple[str, str]]]:

@@ -8,9 +8,7 @@ from sqlalchemy.orm import Session
 from ..auth import SCOPES, hash_token, new_token
 from ..db import utcnow
 from ..errors import Conflict, InvalidValue, NotFound
-from ..models import ApiToken, Tenant
-
-DEFAULT_TENANT = "default"
+from ..models import DEFAULT_TENANT, ApiToken, Tenant
 
 
 def ensure_default_tenant(session: Session) -> Tenant:
