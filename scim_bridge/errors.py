@@ -34,7 +34,7 @@ class InvalidFilter(BadRequest):
 class InvalidSyntax(BadRequest):
     scim_type = "invalidSyntax"
     error = "invalid_syntax"
-    reason = "malformed request body"
+    reason = "malformed request"
 
 
 class InvalidPath(BadRequest):

@@ -35,6 +35,8 @@ class RequestLog:
         self._written = 0
 
     def add(self, entry: dict[str, Any]) -> None:
+        # What arrived is logged as text a database can store (PostgreSQL refuses NUL).
+        entry = {k: v.replace("\x00", "%00") if isinstance(v, str) else v for k, v in entry.items()}
         with self._lock:
             self._pending.append(entry)
             if self._thread is None:
