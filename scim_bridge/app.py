@@ -13,8 +13,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.exceptions import HTTPException
 
 from .db import make_engine, make_sessionmaker, utcnow
-from .endpoints.edge import reject_nul_in_url
-from .errors import BridgeError
+from .endpoints.edge import finish_transaction, reject_nul_in_url
+from .errors import BridgeError, NotModified
 from .requestlog import RequestLog
 from .settings import Settings
 
@@ -54,7 +54,9 @@ def create_app(settings: Settings | None = None) -> Flask:
         app.register_blueprint(blueprint)
     _register_error_handlers(app)
     app.before_request(reject_nul_in_url)
+    # after_request hooks run last-registered first: commit, then log the final status.
     app.after_request(_log_scim_request)
+    app.after_request(_commit_or_roll_back)
     app.teardown_appcontext(_close_session)
     return app
 
@@ -68,10 +70,10 @@ def _register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(BridgeError)
     def bridge_error(error: BridgeError) -> Any:
+        if isinstance(error, NotModified):
+            return Response(status=304)
         g.failure = error
-        if _is_scim():
-            return scim_error(error)
-        return json_error(error.status, error.error, error.detail)
+        return _render(error)
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> Any:
@@ -107,6 +109,22 @@ def _register_error_handlers(app: Flask) -> None:
         if _is_scim():
             return scim_error(failure)
         return json_error(500, "server_error", failure.detail)
+
+
+def _render(error: BridgeError) -> Response:
+    from .endpoints.scim import scim_error
+
+    return scim_error(error) if _is_scim() else json_error(error.status, error.error, error.detail)
+
+
+def _commit_or_roll_back(response: Response) -> Response:
+    """The request's one transaction ends here: committed on success, else rolled back."""
+    try:
+        finish_transaction(response.status_code < 400)
+    except BridgeError as error:
+        g.failure = error
+        return _render(error)
+    return response
 
 
 def json_error(status: int, error: str, description: str) -> Response:

@@ -6,11 +6,9 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
-from ..app import json_error
 from ..auth import authenticate
-from ..errors import BridgeError
 from ..services import Actor, admin, audit
-from .edge import db, finish_transaction, json_body, settings
+from .edge import db, json_body, settings
 
 bp = Blueprint("admin_api", __name__, url_prefix="/api/v1/admin")
 
@@ -60,10 +58,3 @@ def list_requests() -> Response:
     return jsonify(audit.list_requests(db(), g.actor.tenant_id, request.args, _max()))
 
 
-@bp.after_request
-def _finish(response: Response) -> Response:
-    try:
-        finish_transaction(response.status_code < 400)
-    except BridgeError as error:
-        response = json_error(error.status, error.error, error.detail)
-    return response

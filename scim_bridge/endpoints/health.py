@@ -6,7 +6,7 @@ from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
 from sqlalchemy import text
 
-from .edge import ServiceUnavailable, db, finish_transaction
+from .edge import ServiceUnavailable, db
 
 bp = Blueprint("health", __name__)
 
@@ -17,6 +17,4 @@ def healthz() -> ResponseReturnValue:
         db().execute(text("SELECT 1"))
     except Exception as exc:
         raise ServiceUnavailable("the database is not reachable") from exc
-    finally:
-        finish_transaction(True)
     return jsonify({"status": "ok"})

@@ -18,7 +18,7 @@ from ..scim.resources import etag, group_to_document, user_to_document
 from ..scim.schema import ERROR, GROUP_TYPE, LIST_RESPONSE, USER_TYPE, ResourceType
 from ..services import Actor, bulk, groups, users
 from ..services.listing import ListQuery, list_query, page
-from .edge import base_url, db, finish_transaction, json_body, settings
+from .edge import base_url, db, json_body, settings
 
 bp = Blueprint("scim", __name__, url_prefix="/scim/v2")
 
@@ -49,14 +49,6 @@ def _authenticate() -> None:
         name=f"scim:{principal.token_name}",
         revoke_on_group_add=settings().revoke_on_group_add,
     )
-
-
-@bp.errorhandler(BridgeError)
-def _bridge_error(error: BridgeError) -> Response:
-    if isinstance(error, NotModified):
-        return Response(status=304)
-    g.failure = error
-    return scim_error(error)
 
 
 def _scim_base() -> str:
@@ -314,12 +306,3 @@ def schema(schema_id: str) -> Response:
             return scim_response(document)
     raise NotFound(f"no schema '{schema_id}'")
 
-
-@bp.after_request
-def _finish(response: Response) -> Response:
-    try:
-        finish_transaction(response.status_code < 400)
-    except BridgeError as error:
-        g.failure = error
-        response = scim_error(error)
-    return response

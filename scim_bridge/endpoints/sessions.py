@@ -11,12 +11,11 @@ from urllib.parse import parse_qs
 
 from flask import Blueprint, Response, g, jsonify, request
 
-from ..app import json_error
 from ..auth import authenticate
-from ..errors import BadRequest, BridgeError
+from ..errors import BadRequest
 from ..revocation import sessions
 from ..scim.resources import iso
-from .edge import base_url, db, finish_transaction, json_body, settings
+from .edge import base_url, db, json_body, settings
 from .well_known import keyring
 
 bp = Blueprint("sessions", __name__, url_prefix="/api/v1/sessions")
@@ -88,10 +87,3 @@ def logout(sid: str) -> Response:
     return Response(status=204)
 
 
-@bp.after_request
-def _finish(response: Response) -> Response:
-    try:
-        finish_transaction(response.status_code < 400)
-    except BridgeError as error:
-        response = json_error(error.status, error.error, error.detail)
-    return response
