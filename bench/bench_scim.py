@@ -37,6 +37,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -167,7 +168,9 @@ class Server:
             time.sleep(0.05)
         raise RuntimeError(f"{self.name}: no line matching {pattern!r}:\n{self.log_text()[-2000:]}")
 
-    def wait_for_http(self, url: str, seconds: float, headers: dict[str, str] | None = None) -> None:
+    def wait_for_http(
+        self, url: str, seconds: float, headers: dict[str, str] | None = None
+    ) -> None:
         for _ in bounded(10_000, seconds):
             self._check_alive()
             with contextlib.suppress(httpx.TransportError):
@@ -289,15 +292,23 @@ class Seeder:
             rows = []
             for index in range(start, min(total, start + self.CHUNK)):
                 name = seeded_user_name(index)
-                rows.append({
-                    "id": str(uuid.uuid4()), "tenant_id": self.tenant_id, "user_name": name,
-                    "user_name_key": name.lower(), "active": True, "display_name": None,
-                    "created_at": now, "last_modified": now, "version": 1,
-                })
+                rows.append(
+                    {
+                        "id": str(uuid.uuid4()),
+                        "tenant_id": self.tenant_id,
+                        "user_name": name,
+                        "user_name_key": name.lower(),
+                        "active": True,
+                        "display_name": None,
+                        "created_at": now,
+                        "last_modified": now,
+                        "version": 1,
+                    }
+                )
             with self.engine.connect().execution_options(**{WRITE_OPTION: True}) as conn:
                 with conn.begin():
                     conn.execute(insert(User), rows)
-            self.user_ids.extend(row["id"] for row in rows)
+            self.user_ids.extend(str(row["id"]) for row in rows)
 
     def add_members(self, group_id: str, user_ids: list[str], seconds: float) -> None:
         from sqlalchemy import insert
@@ -308,8 +319,10 @@ class Seeder:
         for start in bounded(len(user_ids), seconds):
             if start % self.CHUNK:
                 continue
-            rows = [{"group_id": group_id, "user_id": uid}
-                    for uid in user_ids[start:start + self.CHUNK]]
+            rows = [
+                {"group_id": group_id, "user_id": uid}
+                for uid in user_ids[start : start + self.CHUNK]
+            ]
             with self.engine.connect().execution_options(**{WRITE_OPTION: True}) as conn:
                 with conn.begin():
                     conn.execute(insert(Membership), rows)
@@ -322,9 +335,14 @@ class Seeder:
         from scim_bridge.models import Membership
 
         with self.engine.connect() as conn:
-            return int(conn.scalar(
-                select(func.count()).select_from(Membership).where(Membership.group_id == group_id)
-            ) or 0)
+            return int(
+                conn.scalar(
+                    select(func.count())
+                    .select_from(Membership)
+                    .where(Membership.group_id == group_id)
+                )
+                or 0
+            )
 
     def close(self) -> None:
         self.engine.dispose()
@@ -334,12 +352,19 @@ class Seeder:
 
 
 @dataclass
+class PostRate:
+    per_second: float = math.nan
+    latency: Timing = field(default_factory=Timing)
+    note: str = ""
+
+
+@dataclass
 class Results:
     patch_add: dict[int, Timing] = field(default_factory=dict)
     patch_remove: dict[int, Timing] = field(default_factory=dict)
-    post_rate: float = math.nan
-    post_latency: Timing = field(default_factory=Timing)
-    post_note: str = ""
+    post_empty: PostRate = field(default_factory=PostRate)
+    post_full: PostRate = field(default_factory=PostRate)
+    users_at_end: int = 0
     lookup: Timing = field(default_factory=Timing)
     lookup_users: int = 0
     floor: Timing = field(default_factory=Timing)
@@ -369,49 +394,82 @@ def measure_floor(target: Target, repeat: int) -> Timing:
     return timing
 
 
-def measure_patch(target: Target, size: int, repeat: int, budget: float, results: Results) -> None:
-    """Add a non-member, then remove it again, ``repeat`` times; the group stays at ``size``."""
-    started = time.monotonic()
-    target.ensure_users(size + repeat + 5, budget)
-    pool = target.user_ids()
-    group_id = target.make_group(size, pool[:size], max(1.0, budget - (time.monotonic() - started)))
-    results.seeding.append(
-        f"{target.name}: group of {size} members ready in {time.monotonic() - started:.1f} s"
-    )
-    added, removed = Timing(), Timing()
-    outsiders = pool[size:size + repeat + 5]
-    for warm in outsiders[:2]:  # connection and caches warm; not counted
-        target.client.patch(f"/Groups/{group_id}", json=patch_add(warm))
-        target.client.patch(f"/Groups/{group_id}", json=patch_remove(warm))
-    for index in bounded(repeat, budget):
-        user_id = outsiders[2 + index]
-        added.timed(lambda: target.client.patch(f"/Groups/{group_id}", json=patch_add(user_id)),
-                    (200, 204))
-        removed.timed(
-            lambda: target.client.patch(f"/Groups/{group_id}", json=patch_remove(user_id)),
-            (200, 204),
+def prepare_groups(
+    target: Target, sizes: list[int], repeat: int, budget: float, results: Results
+) -> dict[int, tuple[str, list[str]]]:
+    """A group of each size, plus ``repeat`` outsiders per group to add and remove again."""
+    prepared: dict[int, tuple[str, list[str]]] = {}
+    for size in sizes:
+        started = time.monotonic()
+        try:
+            target.ensure_users(size + repeat + 2, budget)
+            pool = target.user_ids()
+            group_id = target.make_group(size, pool[:size], budget)
+        except TooSlow as slow:
+            results.patch_add[size] = Timing(note=f"skipped (too slow: {slow})")
+            results.patch_remove[size] = Timing(note=f"skipped (too slow: {slow})")
+            continue
+        results.seeding.append(
+            f"{target.name}: group of {size} members ready in {time.monotonic() - started:.1f} s"
         )
-    count = target.member_count(group_id)
-    if count is not None and count != size:
-        raise RuntimeError(f"{target.name}: group of {size} ended with {count} members")
-    results.patch_add[size], results.patch_remove[size] = added, removed
+        prepared[size] = (group_id, pool[size : size + repeat + 2])
+    return prepared
 
 
-def measure_posts(target: Target, total: int, budget: float, results: Results) -> None:
+def measure_patches(
+    target: Target, sizes: list[int], repeat: int, budget: float, results: Results
+) -> None:
+    """Add a non-member, then remove it again; the group stays at its size.
+
+    Sizes take turns, one add and one remove each per round, so a change in machine load
+    during the run hits every size alike and the 100k/10 ratio stays meaningful. Each size
+    stops on its own once it has spent ``budget`` seconds.
+    """
+    prepared = prepare_groups(target, sizes, repeat, budget, results)
+    for size in prepared:
+        results.patch_add[size], results.patch_remove[size] = Timing(), Timing()
+    spent = dict.fromkeys(prepared, 0.0)
+    for group_id, outsiders in prepared.values():  # connection and caches warm; not counted
+        target.client.patch(f"/Groups/{group_id}", json=patch_add(outsiders[0]))
+        target.client.patch(f"/Groups/{group_id}", json=patch_remove(outsiders[0]))
+    for index in bounded(repeat, budget * max(1, len(prepared))):
+        for size, (group_id, outsiders) in prepared.items():
+            if spent[size] > budget:
+                continue
+            user_id, started = outsiders[1 + index], time.monotonic()
+            path = f"/Groups/{group_id}"
+            results.patch_add[size].timed(
+                partial(target.client.patch, path, json=patch_add(user_id)), (200, 204)
+            )
+            results.patch_remove[size].timed(
+                partial(target.client.patch, path, json=patch_remove(user_id)), (200, 204)
+            )
+            spent[size] += time.monotonic() - started
+    for size, (group_id, _) in prepared.items():
+        count = target.member_count(group_id)
+        if count is not None and count != size:
+            raise RuntimeError(f"{target.name}: group of {size} ended with {count} members")
+
+
+def measure_posts(target: Target, total: int, budget: float) -> PostRate:
+    """``total`` sequential creates on one keep-alive connection."""
     run = uuid.uuid4().hex[:6]
-    latency = Timing()
+    rate = PostRate()
     started = time.perf_counter()
     for index in bounded(total, budget):
-        latency.timed(lambda: target.client.post("/Users", json=new_user_body(index, run)), 201)
+        body = new_user_body(index, run)
+        rate.latency.timed(partial(target.client.post, "/Users", json=body), 201)
     elapsed = time.perf_counter() - started
-    results.post_latency = latency
-    results.post_rate = len(latency.samples) / elapsed if latency.samples else math.nan
-    if len(latency.samples) < total:
-        results.post_note = f"stopped at {len(latency.samples)} of {total} after {budget:.0f} s"
+    done = len(rate.latency.samples)
+    rate.per_second = done / elapsed if done else math.nan
+    if done < total:
+        rate.note = f"stopped at {done} of {total} after {budget:.0f} s"
+    return rate
 
 
-def measure_lookup(target: Target, users: int, lookups: int, budget: float,
-                   results: Results) -> None:
+def measure_lookup(
+    target: Target, users: int, lookups: int, budget: float, results: Results
+) -> None:
     target.ensure_users(users, budget)
     population = min(users, len(target.user_ids()))
     rng = random.Random(2)
@@ -432,17 +490,14 @@ def run_procedure(target: Target, args: argparse.Namespace, budget: float) -> Re
     """The same steps for every server; ``budget`` bounds each step's seconds."""
     results = Results()
     results.floor = measure_floor(target, args.repeat)
-    for size in args.sizes:
-        try:
-            measure_patch(target, size, args.repeat, budget, results)
-        except TooSlow as slow:
-            results.patch_add[size] = Timing(note=f"skipped (too slow: {slow})")
-            results.patch_remove[size] = Timing(note=f"skipped (too slow: {slow})")
+    results.post_empty = measure_posts(target, args.users, budget)
+    measure_patches(target, args.sizes, args.repeat, budget, results)
     try:
         measure_lookup(target, args.lookup_users, args.lookups, budget, results)
     except TooSlow as slow:
         results.lookup = Timing(note=f"skipped (too slow: {slow})")
-    measure_posts(target, args.users, budget, results)
+    results.post_full = measure_posts(target, args.users, budget)
+    results.users_at_end = len(target.user_ids())
     return results
 
 
@@ -455,9 +510,13 @@ class TooSlow(Exception):
 
 def bridge_target(client: httpx.Client, seeder: Seeder) -> Target:
     def make_group(size: int, members: list[str], seconds: float) -> str:
-        response = client.post("/Groups", json={
-            "schemas": [GROUP_SCHEMA], "displayName": f"bench-{size}-{uuid.uuid4().hex[:6]}",
-        })
+        response = client.post(
+            "/Groups",
+            json={
+                "schemas": [GROUP_SCHEMA],
+                "displayName": f"bench-{size}-{uuid.uuid4().hex[:6]}",
+            },
+        )
         response.raise_for_status()
         group_id = str(response.json()["id"])
         seeder.add_members(group_id, members, seconds)
@@ -474,10 +533,15 @@ def bridge_target(client: httpx.Client, seeder: Seeder) -> Target:
     )
 
 
-def start_bridge(args: argparse.Namespace, database: Database, workdir: Path) -> tuple[Server, str, str]:
+def start_bridge(
+    args: argparse.Namespace, database: Database, workdir: Path
+) -> tuple[Server, str, str]:
     port = free_port()
-    env = {**os.environ, "SCIM_BRIDGE_DATABASE_URL": database.url,
-           "SCIM_BRIDGE_PUBLIC_URL": f"http://{LOOPBACK}:{port}"}
+    env = {
+        **os.environ,
+        "SCIM_BRIDGE_DATABASE_URL": database.url,
+        "SCIM_BRIDGE_PUBLIC_URL": f"http://{LOOPBACK}:{port}",
+    }
     argv = [*bridge_command(), "serve", "--host", LOOPBACK, "--port", str(port)]
     if args.workers is not None:
         argv += ["--workers", str(args.workers)]
@@ -510,8 +574,10 @@ class PeerSeeder:
         if missing <= 0:
             return
         if self.rate == self.rate and missing / self.rate > seconds:  # not NaN: predict
-            raise TooSlow(f"seeding {total} users over HTTP at {self.rate:.0f}/s would take "
-                          f"~{missing / self.rate:.0f} s > {seconds:.0f} s limit")
+            raise TooSlow(
+                f"seeding {total} users over HTTP at {self.rate:.0f}/s would take "
+                f"~{missing / self.rate:.0f} s > {seconds:.0f} s limit"
+            )
         started = time.monotonic()
         before = len(self.user_ids)
         for _ in bounded(missing, seconds):
@@ -521,18 +587,27 @@ class PeerSeeder:
         elapsed = max(time.monotonic() - started, 1e-6)
         self.rate = (len(self.user_ids) - before) / elapsed
         if len(self.user_ids) < total:
-            raise TooSlow(f"seeded {len(self.user_ids)} of {total} users over HTTP in "
-                          f"{elapsed:.0f} s ({self.rate:.0f}/s)")
+            raise TooSlow(
+                f"seeded {len(self.user_ids)} of {total} users over HTTP in "
+                f"{elapsed:.0f} s ({self.rate:.0f}/s)"
+            )
 
     def _seed_batch(self, wanted: int) -> None:
         start = len(self.user_ids)
         if self.bulk_max > 1:
             count = min(wanted, self.bulk_max)
-            body = {"schemas": [BULK_REQUEST], "Operations": [
-                {"method": "POST", "path": "/Users", "bulkId": str(i),
-                 "data": {"schemas": [USER_SCHEMA], "userName": seeded_user_name(start + i)}}
-                for i in range(count)
-            ]}
+            body = {
+                "schemas": [BULK_REQUEST],
+                "Operations": [
+                    {
+                        "method": "POST",
+                        "path": "/Users",
+                        "bulkId": str(i),
+                        "data": {"schemas": [USER_SCHEMA], "userName": seeded_user_name(start + i)},
+                    }
+                    for i in range(count)
+                ],
+            }
             response = self.client.post("/Bulk", json=body, timeout=300)
             response.raise_for_status()
             for operation in response.json()["Operations"]:
@@ -540,18 +615,24 @@ class PeerSeeder:
                     raise RuntimeError(f"scim2-server bulk seeding: {operation}")
                 self.user_ids.append(operation["location"].rstrip("/").rsplit("/", 1)[1])
             return
-        response = self.client.post("/Users", json={
-            "schemas": [USER_SCHEMA], "userName": seeded_user_name(start)})
+        response = self.client.post(
+            "/Users", json={"schemas": [USER_SCHEMA], "userName": seeded_user_name(start)}
+        )
         response.raise_for_status()
         self.user_ids.append(str(response.json()["id"]))
 
     def make_group(self, size: int, members: list[str], seconds: float) -> str:
         """One POST with every member (scim2-server keeps members inside the group)."""
         started = time.monotonic()
-        response = self.client.post("/Groups", json={
-            "schemas": [GROUP_SCHEMA], "displayName": f"bench-{size}",
-            "members": [{"value": uid} for uid in members],
-        }, timeout=max(1.0, seconds))
+        response = self.client.post(
+            "/Groups",
+            json={
+                "schemas": [GROUP_SCHEMA],
+                "displayName": f"bench-{size}",
+                "members": [{"value": uid} for uid in members],
+            },
+            timeout=max(1.0, seconds),
+        )
         response.raise_for_status()
         if time.monotonic() - started > seconds:
             raise TooSlow(f"creating a group of {size} took {time.monotonic() - started:.0f} s")
@@ -580,8 +661,11 @@ def start_peer(command: list[str], workdir: Path) -> tuple[Server, str, str]:
     argv = [*command, "--hostname", LOOPBACK, "--port", str(port), "--bearer-token", token]
     server = Server("scim2-server", argv, dict(os.environ), workdir / "scim2-server.log")
     try:
-        server.wait_for_http(f"http://{LOOPBACK}:{port}/v2/ServiceProviderConfig", 60,
-                             {"Authorization": f"Bearer {token}"})
+        server.wait_for_http(
+            f"http://{LOOPBACK}:{port}/v2/ServiceProviderConfig",
+            60,
+            {"Authorization": f"Bearer {token}"},
+        )
     except BaseException:
         server.stop()
         raise
@@ -591,8 +675,10 @@ def start_peer(command: list[str], workdir: Path) -> tuple[Server, str, str]:
 def run_peer(args: argparse.Namespace, workdir: Path) -> tuple[Results | None, str]:
     command = peer_command()
     if command is None:
-        return None, ("scim2-server is not installed (pip install scim2-server, or into "
-                      f"{PEER_VENV_BIN.parent.parent}); no side-by-side comparison")
+        return None, (
+            "scim2-server is not installed (pip install scim2-server, or into "
+            f"{PEER_VENV_BIN.parent.parent}); no side-by-side comparison"
+        )
     server, base, token = start_peer(command, workdir)
     try:
         with client_for(base, token, timeout=60) as client:
@@ -613,10 +699,15 @@ def run_peer(args: argparse.Namespace, workdir: Path) -> tuple[Results | None, s
 def client_for(base: str, token: str, timeout: float) -> httpx.Client:
     if urlsplit(base).hostname != LOOPBACK:
         raise SystemExit("the benchmark only talks to 127.0.0.1")
-    return httpx.Client(base_url=base, timeout=timeout, headers={
-        "Authorization": f"Bearer {token}", "Content-Type": "application/scim+json",
-        "Accept": "application/scim+json",
-    })
+    return httpx.Client(
+        base_url=base,
+        timeout=timeout,
+        headers={
+            "Authorization": f"Bearer {token}",
+            "Content-Type": "application/scim+json",
+            "Accept": "application/scim+json",
+        },
+    )
 
 
 # -- the table -------------------------------------------------------------------------------
@@ -632,20 +723,36 @@ def ratio(peer: float, ours: float) -> str:
     return f"{peer / ours:.1f}x"
 
 
-def print_table(ours: Results, peer: Results | None, peer_note: str, args: argparse.Namespace,
-                db_label: str) -> None:
+def print_table(
+    ours: Results,
+    peer: Results | None,
+    peer_note: str,
+    args: argparse.Namespace,
+    db_label: str,
+    load_at_start: str,
+) -> None:
     rows: list[tuple[str, str, str, str, str, str]] = []
 
-    def timing_row(label: str, mine: Timing, theirs: Timing | None, target: str = "",
-                   status: str = "") -> None:
-        rows.append((label, mine.cell(), target, status,
-                     theirs.cell() if theirs is not None else "-",
-                     ratio(theirs.median, mine.median) if theirs is not None else "-"))
+    def timing_row(
+        label: str, mine: Timing, theirs: Timing | None, target: str = "", status: str = ""
+    ) -> None:
+        rows.append(
+            (
+                label,
+                mine.cell(),
+                target,
+                status,
+                theirs.cell() if theirs is not None else "-",
+                ratio(theirs.median, mine.median) if theirs is not None else "-",
+            )
+        )
 
     smallest, largest = min(args.sizes), max(args.sizes)
     timing_row("GET /ServiceProviderConfig (floor)", ours.floor, peer.floor if peer else None)
-    for kind, mine_by, theirs_by in (("add", ours.patch_add, peer and peer.patch_add),
-                                     ("remove", ours.patch_remove, peer and peer.patch_remove)):
+    for kind, mine_by, theirs_by in (
+        ("add", ours.patch_add, peer and peer.patch_add),
+        ("remove", ours.patch_remove, peer and peer.patch_remove),
+    ):
         base = mine_by[smallest].median
         for size in args.sizes:
             target = status = ""
@@ -654,37 +761,70 @@ def print_table(ours: Results, peer: Results | None, peer_note: str, args: argpa
                 measured = mine_by[size].median / base if base == base else math.nan
                 target = f"<= {limit:.2f} ms ({PATCH_RATIO_TARGET:.0f}x size {smallest})"
                 status = f"{verdict(mine_by[size].median <= limit)} ({measured:.2f}x)"
-            timing_row(f"PATCH {kind}-1 member, group of {size}", mine_by[size],
-                       theirs_by[size] if theirs_by else None, target, status)
+            timing_row(
+                f"PATCH {kind}-1 member, group of {size}",
+                mine_by[size],
+                theirs_by[size] if theirs_by else None,
+                target,
+                status,
+            )
     lookup_label = f"GET userName eq, {ours.lookup_users} users"
     if peer and peer.lookup.samples and peer.lookup_users != ours.lookup_users:
         lookup_label += f" (peer: {peer.lookup_users})"
-    timing_row(lookup_label, ours.lookup, peer.lookup if peer else None, f"< {LOOKUP_TARGET_MS:.0f} ms median",
-               verdict(ours.lookup.median < LOOKUP_TARGET_MS) if ours.lookup.samples else "-")
-    timing_row("POST /Users latency", ours.post_latency, peer.post_latency if peer else None)
-    peer_rate = peer.post_rate if peer else math.nan
-    rows.append((
-        f"POST /Users sequential, N={args.users}",
-        f"{ours.post_rate:8.1f} /s" + (f" ({ours.post_note})" if ours.post_note else ""),
-        f">= {POST_RATE_TARGET:.0f} /s", verdict(ours.post_rate >= POST_RATE_TARGET),
-        (f"{peer_rate:8.1f} /s" if peer_rate == peer_rate else "-")
-        + (f" ({peer.post_note})" if peer and peer.post_note else ""),
-        (f"{ours.post_rate / peer_rate:.1f}x" if peer_rate == peer_rate and peer_rate else "-"),
-    ))
+    timing_row(
+        lookup_label,
+        ours.lookup,
+        peer.lookup if peer else None,
+        f"< {LOOKUP_TARGET_MS:.0f} ms median",
+        verdict(ours.lookup.median < LOOKUP_TARGET_MS) if ours.lookup.samples else "-",
+    )
+    for label, mine_post, their_post in (
+        ("empty database", ours.post_empty, peer.post_empty if peer else None),
+        (f"{ours.users_at_end} seeded users", ours.post_full, peer.post_full if peer else None),
+    ):
+        timing_row(
+            f"POST /Users latency, {label}",
+            mine_post.latency,
+            their_post.latency if their_post else None,
+        )
+        peer_rate = their_post.per_second if their_post else math.nan
+        rows.append(
+            (
+                f"POST /Users sequential rate, {label}",
+                f"{mine_post.per_second:8.1f} /s"
+                + (f" ({mine_post.note})" if mine_post.note else ""),
+                f">= {POST_RATE_TARGET:.0f} /s",
+                verdict(mine_post.per_second >= POST_RATE_TARGET),
+                (f"{peer_rate:8.1f} /s" if peer_rate == peer_rate else "-")
+                + (f" ({their_post.note})" if their_post and their_post.note else ""),
+                ratio(mine_post.per_second, peer_rate),
+            )
+        )
 
-    headers = ("measurement (ms: median / p95)", "scim-bridge", "target", "status",
-               "scim2-server", "peer/ours")
+    headers = (
+        "measurement (ms: median / p95)",
+        "scim-bridge",
+        "target",
+        "status",
+        "scim2-server",
+        "peer/ours",
+    )
     widths = [max(len(str(row[i])) for row in [headers, *rows]) for i in range(len(headers))]
     print()
-    print(f"scim-bridge on {db_label}; repeat={args.repeat}; client: httpx, one keep-alive "
-          f"connection, 127.0.0.1; {os.cpu_count()} CPUs")
+    print(
+        f"scim-bridge on {db_label}; repeat={args.repeat}; POSTs N={args.users}; client: httpx, "
+        f"one keep-alive connection, 127.0.0.1; {os.cpu_count()} CPUs; load average "
+        f"{load_at_start} at start, {' '.join(f'{x:.2f}' for x in os.getloadavg())} at end"
+    )
     print(" | ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)))
     print("-+-".join("-" * w for w in widths))
     for row in rows:
         print(" | ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)))
     print()
-    print("peer/ours: for latencies, scim2-server's median over scim-bridge's (>1 means "
-          "scim-bridge is faster); for the POST rate, scim-bridge's rate over scim2-server's.")
+    print(
+        "peer/ours: scim2-server's median latency over scim-bridge's, or scim-bridge's rate "
+        "over scim2-server's: above 1x, scim-bridge is faster."
+    )
     print(peer_note)
     for line in ours.seeding + (peer.seeding if peer else []):
         print(f"  seeding: {line}")
@@ -695,27 +835,56 @@ def print_table(ours: Results, peer: Results | None, peer_note: str, args: argpa
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", default="10,1000,10000,100000",
-                        help="group sizes, comma-separated (default: %(default)s)")
-    parser.add_argument("--repeat", type=int, default=100,
-                        help="PATCH repetitions per size and kind (default: %(default)s)")
-    parser.add_argument("--users", type=int, default=2000,
-                        help="POST /Users requests for the rate (default: %(default)s)")
+    parser.add_argument(
+        "--sizes",
+        default="10,1000,10000,100000",
+        help="group sizes, comma-separated (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=100,
+        help="PATCH repetitions per size and kind (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--users",
+        type=int,
+        default=2000,
+        help="POST /Users requests for the rate (default: %(default)s)",
+    )
     parser.add_argument("--lookups", type=int, default=500, help="userName eq lookups")
-    parser.add_argument("--lookup-users", type=int, default=100_000,
-                        help="users present for the lookup (default: %(default)s)")
-    parser.add_argument("--quick", action="store_true",
-                        help="smoke run: sizes 10,1000, 20 repeats, 200 POSTs, 5k users")
-    parser.add_argument("--db", default=None,
-                        help="postgresql+psycopg://postgres@127.0.0.1:5432/NAME: a throwaway "
-                             "database the bench creates and drops (default: fresh SQLite)")
+    parser.add_argument(
+        "--lookup-users",
+        type=int,
+        default=100_000,
+        help="users present for the lookup (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: sizes 10,1000, 20 repeats, 200 POSTs, 5k users",
+    )
+    parser.add_argument(
+        "--db",
+        default=None,
+        help="postgresql+psycopg://postgres@127.0.0.1:5432/NAME: a throwaway "
+        "database the bench creates and drops (default: fresh SQLite)",
+    )
     parser.add_argument("--workers", type=int, default=None, help="scim-bridge serve --workers")
     parser.add_argument("--threads", type=int, default=None, help="scim-bridge serve --threads")
     parser.add_argument("--no-peer", action="store_true", help="skip scim2-server")
-    parser.add_argument("--limit", type=float, default=600.0,
-                        help="seconds any one scim-bridge step may take (default: %(default)s)")
-    parser.add_argument("--peer-limit", type=float, default=120.0,
-                        help="seconds any one scim2-server step may take (default: %(default)s)")
+    parser.add_argument(
+        "--limit",
+        type=float,
+        default=600.0,
+        help="seconds any one scim-bridge step may take (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--peer-limit",
+        type=float,
+        default=120.0,
+        help="seconds any one scim2-server step may take (default: %(default)s)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs, SQLite)")
     args = parser.parse_args(argv)
     if args.quick:
@@ -729,6 +898,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    load_at_start = " ".join(f"{x:.2f}" for x in os.getloadavg())
     workdir = Path(tempfile.mkdtemp(prefix="scim-bench-"))
     database = postgres_database(args.db) if args.db else sqlite_database(workdir)
     print(f"workdir {workdir}; database {database.label}", flush=True)
@@ -746,7 +916,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_peer:
             print("measuring scim2-server ...", flush=True)
             peer, peer_note = run_peer(args, workdir)
-        print_table(ours, peer, peer_note, args, database.label)
+        print_table(ours, peer, peer_note, args, database.label, load_at_start)
     finally:
         database.cleanup()
         if args.keep:
