@@ -82,11 +82,14 @@ def _precondition_headers(version: int) -> dict[str, str]:
 # --- Users -------------------------------------------------------------------------------------
 
 
-def render_users(rows: list[Any], query: ListQuery) -> list[dict[str, Any]]:
-    session = db()
+def render_users(
+    rows: list[Any], query: ListQuery, *, new: bool = False
+) -> list[dict[str, Any]]:
+    """SCIM documents of ``rows``; ``new`` users were created by this request: no groups yet."""
     base = _scim_base()
-    want_groups = wants("groups", query.attributes, query.excluded_attributes, USER_TYPE)
-    memberships = users.groups_of(session, [u.id for u in rows]) if want_groups else {}
+    want_groups = not new and wants("groups", query.attributes, query.excluded_attributes,
+                                    USER_TYPE)
+    memberships = users.groups_of(db(), [u.id for u in rows]) if want_groups else {}
     return [
         project(
             user_to_document(user, memberships.get(user.id, []), base),
@@ -103,7 +106,7 @@ def _user_response(user: Any, status: int = 200) -> Response:
     headers = _precondition_headers(user.version)
     if status == 201:
         headers["Location"] = f"{_scim_base()}/Users/{user.id}"
-    return scim_response(render_users([user], query)[0], status, headers)
+    return scim_response(render_users([user], query, new=status == 201)[0], status, headers)
 
 
 @bp.get("/Users")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -36,9 +38,33 @@ def require(document: dict[str, Any], attribute: str, resource: str) -> str:
     return value
 
 
-def flush_unique(session: Session, what: str) -> None:
-    """Flush, turning a uniqueness violation (a concurrent create) into 409 ``uniqueness``."""
+@contextmanager
+def unique_violations(clashes: dict[str, str]) -> Iterator[None]:
+    """Turn a unique-constraint violation inside the block into 409 ``uniqueness``.
+
+    ``clashes`` maps a column name to the message for a clash on it; both SQLite and
+    PostgreSQL name the violated column or constraint in the error.
+    """
     try:
+        yield
+    except IntegrityError as error:
+        text = str(error.orig)
+        for column, message in clashes.items():
+            if column in text:
+                raise Conflict(message) from None
+        raise Conflict("the resource clashes with one that already exists") from None
+
+
+def flush_unique(session: Session, clashes: dict[str, str]) -> None:
+    with unique_violations(clashes):
         session.flush()
-    except IntegrityError:
-        raise Conflict(f"{what} already exists in this tenant") from None
+
+
+def row_values(row: Any) -> dict[str, Any]:
+    """Every column value of a mapped object, for a Core INSERT of it (an unset
+    autoincrement key is left to the database)."""
+    return {
+        column.key: getattr(row, column.key)
+        for column in row.__table__.columns
+        if not (column.primary_key and getattr(row, column.key) is None)
+    }

@@ -67,7 +67,7 @@ def create_group(session: Session, actor: Actor, body: Any) -> Group:
     _apply(group, document)
     _check_unique(session, group)
     session.add(group)
-    flush_unique(session, "a group with this displayName or externalId")
+    flush_unique(session, _clashes(group))
     ids, displays = _members(document)
     _add_members(session, actor, group, ids, displays)
     return group
@@ -84,7 +84,7 @@ def replace_group(
     _check_unique(session, group)
     _replace_members(session, actor, group, *_members(document))
     touch(group)
-    flush_unique(session, "a group with this displayName or externalId")
+    flush_unique(session, _clashes(group))
     return group
 
 
@@ -108,7 +108,7 @@ def patch_group(
         changed = True
     if changed:
         touch(group)
-        flush_unique(session, "a group with this displayName or externalId")
+        flush_unique(session, _clashes(group))
     return group
 
 
@@ -282,6 +282,13 @@ def _revoke(
             detail=f"{verb} group '{group.display_name}'",
         ),
     )
+
+
+def _clashes(group: Group) -> dict[str, str]:
+    return {
+        "display_name": f"a group with displayName '{group.display_name}' already exists",
+        "external_id": f"a group with externalId '{group.external_id}' already exists",
+    }
 
 
 def _check_unique(session: Session, group: Group) -> None:

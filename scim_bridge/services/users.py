@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import exists, select, update
+from sqlalchemy import Table, exists, insert, select, update
 from sqlalchemy.orm import Session, selectinload
 
-from ..db import utcnow
+from ..db import new_id, utcnow
 from ..errors import Conflict, NotFound
-from ..models import Group, Membership, User
+from ..models import Group, Membership, User, UserValue
 from ..revocation.choke import (
     USER_DEACTIVATED,
     USER_DELETED,
@@ -24,7 +24,7 @@ from ..scim.patch import apply_operations, parse_patch_request
 from ..scim.resources import apply_user_document, user_to_canonical
 from ..scim.schema import USER_TYPE
 from . import Actor
-from .common import check_if_match, flush_unique, require, touch
+from .common import check_if_match, flush_unique, require, row_values, touch, unique_violations
 
 
 def get_user(session: Session, tenant_id: int, user_id: str, *, for_update: bool = False) -> User:
@@ -57,14 +57,33 @@ def groups_of(session: Session, user_ids: list[str]) -> dict[str, list[tuple[str
     return result
 
 
+_USERS = cast(Table, User.__table__)
+_USER_VALUES = cast(Table, UserValue.__table__)
+
+
 def create_user(session: Session, actor: Actor, body: Any) -> User:
     document = normalize(body, USER_TYPE)
     require(document, "userName", "User")
-    user = User(tenant_id=actor.tenant_id, active=True)
+    now = utcnow()
+    user = User(
+        id=new_id(),
+        tenant_id=actor.tenant_id,
+        active=True,
+        created_at=now,
+        last_modified=now,
+        version=1,
+    )
     apply_user_document(user, document)
-    _check_unique(session, user)
-    session.add(user)
-    flush_unique(session, "a user with this userName or externalId")
+    # Creation is the hot path of every IdP sync: plain INSERTs instead of the unit of work,
+    # and no pre-check, since the unique constraints decide. The returned user is transient.
+    connection = session.connection()
+    with unique_violations(_clashes(user)):
+        connection.execute(insert(_USERS), [row_values(user)])
+        if user.values:
+            connection.execute(
+                insert(_USER_VALUES),
+                [{**row_values(value), "user_id": user.id} for value in user.values],
+            )
     return user
 
 
@@ -132,7 +151,7 @@ def _write(
     apply_user_document(user, document, keep_active=keep_active)
     _check_unique(session, user)
     touch(user)
-    flush_unique(session, "a user with this userName or externalId")
+    flush_unique(session, _clashes(user))
     if was_active and not user.is_active:
         revoke_user_sessions(
             session,
@@ -152,6 +171,13 @@ def _write(
             ),
             user_sessions=[(user.id, [])],
         )
+
+
+def _clashes(user: User) -> dict[str, str]:
+    return {
+        "user_name": f"a user with userName '{user.user_name}' already exists in this tenant",
+        "external_id": f"a user with externalId '{user.external_id}' already exists in this tenant",
+    }
 
 
 def _check_unique(session: Session, user: User) -> None:
