@@ -108,3 +108,25 @@ def scim(app: object, scim_token: str) -> Iterator[httpx.Client]:
 def anonymous(app: object) -> Iterator[httpx.Client]:
     with http_client(app, None) as client:
         yield client
+
+
+def sessions_client(app: object, name: str = "frontline-app") -> httpx.Client:
+    """The application's client: ``api.post("/sessions")`` is ``POST /api/v1/sessions``."""
+    return http_client(app, make_token(app, name, "sessions"), "/api/v1")
+
+
+def admin_client(app: object, name: str = "console", tenant: str | None = None) -> httpx.Client:
+    """An admin's client: ``admin.get("/users")`` is ``GET /api/v1/admin/users``."""
+    return http_client(app, make_token(app, name, "admin", tenant), "/api/v1/admin")
+
+
+@pytest.fixture
+def api(app: object) -> Iterator[httpx.Client]:
+    with sessions_client(app) as client:
+        yield client
+
+
+@pytest.fixture
+def admin(app: object) -> Iterator[httpx.Client]:
+    with admin_client(app) as client:
+        yield client

@@ -7,17 +7,9 @@ from typing import Any
 
 import httpx
 
-from .conftest import http_client, make_token
+from .conftest import admin_client, sessions_client
 
-
-def sessions_client(app: object, name: str = "frontline-app") -> httpx.Client:
-    """The application's client: ``api.post("/sessions")`` is ``POST /api/v1/sessions``."""
-    return http_client(app, make_token(app, name, "sessions"), "/api/v1")
-
-
-def admin_client(app: object, name: str = "console", tenant: str | None = None) -> httpx.Client:
-    """An admin's client: ``admin.get("/users")`` is ``GET /api/v1/admin/users``."""
-    return http_client(app, make_token(app, name, "admin", tenant), "/api/v1/admin")
+__all__ = ["admin_client", "sessions_client"]
 
 
 def start_session(api: httpx.Client, client: str = "web", **identifier: Any) -> dict[str, Any]:

@@ -9,19 +9,7 @@ import pytest
 
 from .conftest import http_client, make_token
 from .scimdata import create_group, create_user, patch
-from .sessionkit import admin_client, events, sessions_client, start_session
-
-
-@pytest.fixture
-def api(app):
-    with sessions_client(app) as client:
-        yield client
-
-
-@pytest.fixture
-def admin(app):
-    with admin_client(app) as client:
-        yield client
+from .sessionkit import admin_client, events, start_session
 
 
 @pytest.fixture

@@ -11,12 +11,6 @@ from .sessionkit import admin_client, events, is_active, sessions_client, start_
 
 
 @pytest.fixture
-def api(app):
-    with sessions_client(app) as client:
-        yield client
-
-
-@pytest.fixture
 def admin(app):
     with admin_client(app, "alex-admin") as client:
         yield client

@@ -29,12 +29,6 @@ from .sessionkit import introspect, is_active, sessions_client, start_session
 
 
 @pytest.fixture
-def api(app):
-    with sessions_client(app) as client:
-        yield client
-
-
-@pytest.fixture
 def issued(api, scim):
     """A real session: its token, claims and header."""
     user = create_user(scim, "nia@example.com")

@@ -11,12 +11,6 @@ from .scimdata import create_user, patch
 from .sessionkit import admin_client
 
 
-@pytest.fixture
-def admin(app):
-    with admin_client(app) as client:
-        yield client
-
-
 def _log(admin) -> list[dict]:
     response = admin.get("/requests", params={"count": 500})
     assert response.status_code == 200, response.text

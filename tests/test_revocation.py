@@ -25,18 +25,6 @@ BULK = "urn:ietf:params:scim:api:messages:2.0:BulkRequest"
 GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
 
 
-@pytest.fixture
-def api(app):
-    with sessions_client(app) as client:
-        yield client
-
-
-@pytest.fixture
-def admin(app):
-    with admin_client(app) as client:
-        yield client
-
-
 class Floor:
     """Alice and Bob are nurses, Carol is in pharmacy; each has a web and a mobile session."""
 

@@ -10,13 +10,7 @@ from jose import jwt
 
 from .conftest import PUBLIC_URL, http_client, make_token
 from .scimdata import create_group, create_user, patch
-from .sessionkit import admin_client, events, introspect, is_active, sessions_client, start_session
-
-
-@pytest.fixture
-def api(app):
-    with sessions_client(app) as client:
-        yield client
+from .sessionkit import admin_client, events, introspect, is_active, start_session
 
 
 @pytest.fixture
