@@ -8,6 +8,7 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import httpx
 import pytest
@@ -41,6 +42,13 @@ def database_url(_migrated: str, tmp_path: Path) -> str:
     target = tmp_path / "bridge.db"
     shutil.copy(_migrated, target)
     return f"sqlite:///{target}"
+
+
+def postgres_unreachable(reason: str) -> NoReturn:
+    """Skip a test that needs PostgreSQL, or fail it where CI requires PostgreSQL."""
+    if os.environ.get("SCIM_BRIDGE_REQUIRE_POSTGRES"):
+        pytest.fail(reason)
+    pytest.skip(reason)
 
 
 def _truncate(url: str) -> None:

@@ -25,6 +25,8 @@ from scim_bridge.scim.filters import compile_filter, evaluate, parse, parse_valu
 from scim_bridge.scim.patch_paths import parse_path
 from scim_bridge.scim.resources import apply_user_document, fold
 
+from .conftest import postgres_unreachable
+
 PG_URL = os.environ.get(
     "SCIM_BRIDGE_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
@@ -134,7 +136,7 @@ def _postgres_schema() -> Iterator[Engine]:
             conn.execute(text(f'CREATE SCHEMA "{name}"'))
     except OperationalError as exc:
         admin.dispose()
-        pytest.skip(f"PostgreSQL is not reachable at {PG_URL}: {exc.orig}")
+        postgres_unreachable(f"PostgreSQL is not reachable at {PG_URL}: {exc.orig}")
     engine = create_engine(PG_URL, connect_args={"options": f"-c search_path={name}"})
     try:
         yield engine

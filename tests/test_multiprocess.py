@@ -23,6 +23,7 @@ from sqlalchemy.exc import OperationalError
 from scim_bridge.db import begin_write, make_engine, make_sessionmaker
 from scim_bridge.services import tokens
 
+from .conftest import postgres_unreachable
 from .scimdata import patch, user_body
 
 SERVER = os.environ.get("SCIM_BRIDGE_TEST_DATABASE_URL") or (
@@ -41,10 +42,7 @@ def pg_database() -> Iterator[str]:
         admin.connect().close()
     except OperationalError as exc:
         admin.dispose()
-        reason = f"PostgreSQL is not reachable at {SERVER}: {exc.orig}"
-        if os.environ.get("SCIM_BRIDGE_REQUIRE_POSTGRES"):
-            pytest.fail(reason)
-        pytest.skip(reason)
+        postgres_unreachable(f"PostgreSQL is not reachable at {SERVER}: {exc.orig}")
     name = f"scim_bridge_mp_{uuid.uuid4().hex[:12]}"
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
