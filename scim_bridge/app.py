@@ -9,12 +9,13 @@ from typing import Any
 
 from flask import Flask, Response, g, jsonify, request
 from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.exceptions import HTTPException
 
 from .db import make_engine, make_sessionmaker, utcnow
 from .endpoints.edge import finish_transaction, reject_nul_in_url
-from .errors import BridgeError, NotModified
+from .errors import BridgeError, NotModified, ServiceUnavailable
 from .requestlog import RequestLog
 from .settings import Settings
 
@@ -93,6 +94,16 @@ def _register_error_handlers(app: Flask) -> None:
                 failure.scim_type = None
             return scim_error(failure)
         return json_error(status, failure.error, detail)
+
+    @app.errorhandler(OperationalError)
+    def database_unavailable(error: OperationalError) -> Any:
+        log.warning("database error on %s %s: %s", request.method, request.path, error.orig)
+        _close_session(None)
+        failure = ServiceUnavailable("the database is unavailable; retry the request")
+        g.failure = failure
+        response = _render(failure)
+        response.headers["Retry-After"] = "1"
+        return response
 
     @app.errorhandler(Exception)
     def unexpected(error: Exception) -> Any:

@@ -66,7 +66,9 @@ def make_engine(url: str, *, busy_timeout_ms: int = 30_000) -> Engine:
         )
         _configure_sqlite(engine, busy_timeout_ms)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    # No pre-ping (a round trip on every request): after a database restart the first
+    # request fails with 503 and SQLAlchemy invalidates the whole pool.
+    return create_engine(url, pool_size=10, max_overflow=20)
 
 
 def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:

@@ -110,6 +110,12 @@ class PayloadTooLarge(BridgeError):
     reason = "request too large"
 
 
+class ServiceUnavailable(BridgeError):
+    status = 503
+    error = "temporarily_unavailable"
+    reason = "database unavailable"
+
+
 class NotModified(BridgeError):
     status = 304
     error = "not_modified"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import http_client, make_token
+from .conftest import PG_URL, http_client, make_token
 from .scimdata import create_user, patch
 
 
@@ -142,3 +142,35 @@ def test_nul_characters_are_400_not_500(scim, request_args):
     method, path, body = request_args
     response = scim.request(method, path, json=body)
     assert _is_scim_error(response, 400)["scimType"] == "invalidSyntax"
+
+
+def test_a_database_outage_is_503_with_retry_after(scim, monkeypatch):
+    from sqlalchemy.exc import OperationalError
+
+    from scim_bridge.services import users
+
+    def unreachable(*_args, **_kwargs):
+        raise OperationalError("SELECT 1", {}, ConnectionError("server closed the connection"))
+
+    monkeypatch.setattr(users, "get_user", unreachable)
+    response = scim.get("/Users/anything")
+    _is_scim_error(response, 503)
+    assert response.headers["Retry-After"] == "1"
+    assert "server closed" not in response.text
+
+
+@pytest.mark.skipif(not PG_URL, reason="needs SCIM_BRIDGE_TEST_DATABASE_URL (PostgreSQL)")
+def test_after_postgresql_drops_its_connections_at_most_one_request_fails(app, scim):
+    from sqlalchemy import create_engine, text
+
+    create_user(scim, "before@example.com")
+    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ))
+    admin.dispose()
+    statuses = [scim.get("/Users").status_code for _ in range(3)]
+    assert statuses[0] in (200, 503)
+    assert statuses[1:] == [200, 200]

@@ -11,15 +11,10 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from ..db import begin_write
-from ..errors import BridgeError, Conflict, InvalidSyntax
+from ..errors import Conflict, InvalidSyntax, ServiceUnavailable
 from ..settings import Settings
 
 _READ_METHODS = {"GET", "HEAD", "OPTIONS"}
-
-
-class ServiceUnavailable(BridgeError):
-    status = 503
-    error = "temporarily_unavailable"
 
 
 def settings() -> Settings:

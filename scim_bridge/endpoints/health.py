@@ -6,7 +6,8 @@ from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
 from sqlalchemy import text
 
-from .edge import ServiceUnavailable, db
+from ..errors import ServiceUnavailable
+from .edge import db
 
 bp = Blueprint("health", __name__)
 
