@@ -147,7 +147,7 @@ def serve() -> Iterator[LiveServer]:
         try:
             token = output.scim_token()
             base_url = f"http://127.0.0.1:{port}"
-            _wait_healthy(base_url, process, output)
+            wait_healthy(base_url, process, output.tail)
             yield LiveServer(base_url, token, database_url)
         finally:
             process.terminate()
@@ -189,19 +189,19 @@ class _Output:
         return "\n".join(["-- stdout", *self.stdout[-20:], "-- stderr", *self.stderr[-40:]])
 
 
-def _wait_healthy(base_url: str, process: subprocess.Popen[str], output: _Output) -> None:
+def wait_healthy(base_url: str, process: subprocess.Popen[Any], describe: Any) -> None:
+    """Wait until ``GET /healthz`` answers 200; ``describe()`` explains a failure."""
     deadline = time.monotonic() + STARTUP_SECONDS
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"scim-bridge serve exited with {process.returncode}\n"
-                               f"{output.tail()}")
+            raise RuntimeError(f"scim-bridge serve exited with {process.returncode}\n{describe()}")
         try:
             if httpx.get(f"{base_url}/healthz", timeout=2).status_code == 200:
                 return
         except httpx.TransportError:
             pass
         time.sleep(0.1)
-    raise RuntimeError(f"scim-bridge serve never answered /healthz\n{output.tail()}")
+    raise RuntimeError(f"scim-bridge serve never answered /healthz\n{describe()}")
 
 
 @contextmanager

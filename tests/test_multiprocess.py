@@ -8,7 +8,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +23,7 @@ from scim_bridge.db import begin_write, make_engine, make_sessionmaker
 from scim_bridge.services import tokens
 
 from .conftest import postgres_unreachable
+from .live import wait_healthy
 from .scimdata import patch, user_body
 
 SERVER = os.environ.get("SCIM_BRIDGE_TEST_DATABASE_URL") or (
@@ -76,19 +76,8 @@ class Server:
             stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env,
         )
 
-    def wait_until_healthy(self, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                pytest.fail(f"serve exited with {self.process.returncode}:\n"
-                            f"{self.log.read_text()}")
-            try:
-                if httpx.get(f"{self.base}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        pytest.fail(f"serve did not become healthy:\n{self.log.read_text()}")
+    def wait_until_healthy(self) -> None:
+        wait_healthy(self.base, self.process, self.log.read_text)
 
     def client(self, token: str, base: str) -> httpx.Client:
         return httpx.Client(base_url=f"{self.base}{base}", timeout=10,
