@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Flask, Response, g, jsonify, request
+from flask import Flask, Response, current_app, g, jsonify, request
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -171,8 +171,6 @@ def _log_scim_request(response: Response) -> Response:
 
 
 def _bridge() -> Bridge:
-    from flask import current_app
-
     return current_app.extensions["scim_bridge"]
 
 

@@ -61,12 +61,6 @@ class Mutability(BadRequest):
     reason = "read-only or required attribute"
 
 
-class TooMany(BadRequest):
-    scim_type = "tooMany"
-    error = "too_many"
-    reason = "too many results"
-
-
 class Unauthorized(BridgeError):
     status = 401
     error = "invalid_token"
@@ -83,12 +77,6 @@ class NotFound(BridgeError):
     status = 404
     error = "not_found"
     reason = "not found"
-
-
-class MethodNotAllowed(BridgeError):
-    status = 405
-    error = "method_not_allowed"
-    reason = "method not allowed"
 
 
 class Conflict(BridgeError):

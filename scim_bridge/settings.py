@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 DEFAULT_DATABASE_URL = "sqlite:///./scim-bridge.db"
 
@@ -32,7 +32,6 @@ class Settings:
     #: PEM file with an EC P-256 private key; by default a key is generated and kept in the DB.
     signing_key_file: str | None = None
     sqlite_busy_timeout_ms: int = 30_000
-    extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -59,6 +59,15 @@ def _truncate(url: str) -> None:
     engine.dispose()
 
 
+@pytest.fixture(scope="module")
+def server() -> Iterator[object]:
+    """A real ``scim-bridge serve`` on a fresh database, shared by one test module."""
+    from .live import serve
+
+    with serve() as running:
+        yield running
+
+
 @pytest.fixture
 def settings(database_url: str) -> Settings:
     return Settings(database_url=database_url, public_url=PUBLIC_URL)

@@ -7,26 +7,31 @@ from .scimdata import create_user
 BULK = "urn:ietf:params:scim:api:messages:2.0:BulkRequest"
 
 
+def bulk(scim, operations: list[dict], fail_on_errors: int | None = None):
+    """POST a BulkRequest with these operations (and ``failOnErrors`` when given)."""
+    body: dict = {"schemas": [BULK], "Operations": operations}
+    if fail_on_errors is not None:
+        body["failOnErrors"] = fail_on_errors
+    return scim.post("/Bulk", json=body)
+
+
 def test_bulk_creates_a_user_and_a_group_that_references_it(scim):
-    response = scim.post(
-        "/Bulk",
-        json={
-            "schemas": [BULK],
-            "Operations": [
-                {
-                    "method": "POST",
-                    "path": "/Groups",
-                    "bulkId": "g1",
-                    "data": {"displayName": "Bulk", "members": [{"value": "bulkId:u1"}]},
-                },
-                {
-                    "method": "POST",
-                    "path": "/Users",
-                    "bulkId": "u1",
-                    "data": {"userName": "bulk@example.com"},
-                },
-            ],
-        },
+    response = bulk(
+        scim,
+        [
+            {
+                "method": "POST",
+                "path": "/Groups",
+                "bulkId": "g1",
+                "data": {"displayName": "Bulk", "members": [{"value": "bulkId:u1"}]},
+            },
+            {
+                "method": "POST",
+                "path": "/Users",
+                "bulkId": "u1",
+                "data": {"userName": "bulk@example.com"},
+            },
+        ],
     )
     assert response.status_code == 200
     results = response.json()["Operations"]
@@ -39,26 +44,23 @@ def test_bulk_creates_a_user_and_a_group_that_references_it(scim):
 
 def test_bulk_reports_each_failure_and_keeps_the_successes(scim):
     create_user(scim, "taken@example.com")
-    response = scim.post(
-        "/Bulk",
-        json={
-            "schemas": [BULK],
-            "Operations": [
-                {
-                    "method": "POST",
-                    "path": "/Users",
-                    "bulkId": "a",
-                    "data": {"userName": "taken@example.com"},
-                },
-                {
-                    "method": "POST",
-                    "path": "/Users",
-                    "bulkId": "b",
-                    "data": {"userName": "fresh@example.com"},
-                },
-                {"method": "DELETE", "path": "/Users/missing"},
-            ],
-        },
+    response = bulk(
+        scim,
+        [
+            {
+                "method": "POST",
+                "path": "/Users",
+                "bulkId": "a",
+                "data": {"userName": "taken@example.com"},
+            },
+            {
+                "method": "POST",
+                "path": "/Users",
+                "bulkId": "b",
+                "data": {"userName": "fresh@example.com"},
+            },
+            {"method": "DELETE", "path": "/Users/missing"},
+        ],
     )
     statuses = [r["status"] for r in response.json()["Operations"]]
     assert statuses == ["409", "201", "404"]
@@ -72,21 +74,18 @@ def test_bulk_reports_each_failure_and_keeps_the_successes(scim):
 
 
 def test_fail_on_errors_stops_processing(scim):
-    response = scim.post(
-        "/Bulk",
-        json={
-            "schemas": [BULK],
-            "failOnErrors": 1,
-            "Operations": [
-                {"method": "DELETE", "path": "/Users/missing"},
-                {
-                    "method": "POST",
-                    "path": "/Users",
-                    "bulkId": "x",
-                    "data": {"userName": "late@example.com"},
-                },
-            ],
-        },
+    response = bulk(
+        scim,
+        [
+            {"method": "DELETE", "path": "/Users/missing"},
+            {
+                "method": "POST",
+                "path": "/Users",
+                "bulkId": "x",
+                "data": {"userName": "late@example.com"},
+            },
+        ],
+        fail_on_errors=1,
     )
     assert [r["status"] for r in response.json()["Operations"]] == ["404"]
     assert scim.get("/Users").json()["totalResults"] == 0
@@ -94,25 +93,22 @@ def test_fail_on_errors_stops_processing(scim):
 
 def test_more_operations_than_advertised_is_413(scim):
     operations = [{"method": "DELETE", "path": f"/Users/{i}"} for i in range(1001)]
-    response = scim.post("/Bulk", json={"schemas": [BULK], "Operations": operations})
+    response = bulk(scim, operations)
     assert response.status_code == 413
     assert response.json()["status"] == "413"
 
 
 def test_an_unresolvable_bulk_id_is_reported(scim):
-    response = scim.post(
-        "/Bulk",
-        json={
-            "schemas": [BULK],
-            "Operations": [
-                {
-                    "method": "POST",
-                    "path": "/Groups",
-                    "bulkId": "g",
-                    "data": {"displayName": "G", "members": [{"value": "bulkId:never"}]},
-                },
-            ],
-        },
+    response = bulk(
+        scim,
+        [
+            {
+                "method": "POST",
+                "path": "/Groups",
+                "bulkId": "g",
+                "data": {"displayName": "G", "members": [{"value": "bulkId:never"}]},
+            },
+        ],
     )
     result = response.json()["Operations"][0]
     assert result["status"] in {"400", "409"}
@@ -120,24 +116,21 @@ def test_an_unresolvable_bulk_id_is_reported(scim):
 
 def test_bulk_patch_and_put_and_delete(scim):
     user = create_user(scim, "b2@example.com")
-    response = scim.post(
-        "/Bulk",
-        json={
-            "schemas": [BULK],
-            "Operations": [
-                {
-                    "method": "PATCH",
-                    "path": f"/Users/{user['id']}",
-                    "data": {"Operations": [{"op": "replace", "path": "title", "value": "Lead"}]},
-                },
-                {
-                    "method": "PUT",
-                    "path": f"/Users/{user['id']}",
-                    "data": {"userName": "b2@example.com", "title": "Boss"},
-                },
-                {"method": "DELETE", "path": f"/Users/{user['id']}"},
-            ],
-        },
+    response = bulk(
+        scim,
+        [
+            {
+                "method": "PATCH",
+                "path": f"/Users/{user['id']}",
+                "data": {"Operations": [{"op": "replace", "path": "title", "value": "Lead"}]},
+            },
+            {
+                "method": "PUT",
+                "path": f"/Users/{user['id']}",
+                "data": {"userName": "b2@example.com", "title": "Boss"},
+            },
+            {"method": "DELETE", "path": f"/Users/{user['id']}"},
+        ],
     )
     assert [r["status"] for r in response.json()["Operations"]] == ["200", "200", "204"]
     assert scim.get(f"/Users/{user['id']}").status_code == 404

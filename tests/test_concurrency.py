@@ -7,16 +7,8 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
-import pytest
 
-from .live import serve
 from .scimdata import patch, user_body
-
-
-@pytest.fixture(scope="module")
-def server():
-    with serve() as live:
-        yield live
 
 
 def _client(server) -> httpx.Client:

@@ -29,12 +29,6 @@ MANAGER = f"{ENTERPRISE}:manager"
 
 
 @pytest.fixture(scope="module")
-def server() -> Any:
-    with live.serve() as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
 def entra(server: live.LiveServer) -> Any:
     with server.client({}, drop_default_accept=True) as client:
         yield client

@@ -31,12 +31,6 @@ OKTA_BODY_TYPE = "application/scim+json; charset=utf-8"
 
 
 @pytest.fixture(scope="module")
-def server() -> Any:
-    with live.serve() as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
 def okta(server: live.LiveServer) -> Any:
     with server.client(OKTA_HEADERS, body_content_type=OKTA_BODY_TYPE) as client:
         yield client
