@@ -35,10 +35,12 @@ class Tenant(Base):
 
 class ApiToken(Base):
     __tablename__ = "api_tokens"
+    __table_args__ = (UniqueConstraint("tenant_id", "name", name="uq_api_tokens_tenant_name"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
-    name: Mapped[str] = mapped_column(String(200), unique=True)
+    #: Unique per tenant: two customers may both call their IdP token "okta".
+    name: Mapped[str] = mapped_column(String(200))
     scope: Mapped[str] = mapped_column(String(20))
     #: SHA-256 of the token; the token itself is never stored.
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
@@ -186,6 +188,16 @@ class SigningKey(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     #: When a newer key took over; published until every token it signed has expired.
     retired_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class DeploymentSetting(Base):
+    """A fact every instance of one deployment must agree on, fixed on first start (the token
+    issuer, so a token one instance signed is valid at the next)."""
+
+    __tablename__ = "deployment_settings"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
 
 
 class Event(Base):
