@@ -102,9 +102,3 @@ class ServiceUnavailable(BridgeError):
     status = 503
     error = "temporarily_unavailable"
     reason = "database unavailable"
-
-
-class NotModified(BridgeError):
-    status = 304
-    error = "not_modified"
-    reason = "not modified"

@@ -37,30 +37,79 @@ def _files(folder: str) -> list[Path]:
     return sorted((PACKAGE / folder).rglob("*.py"))
 
 
-@pytest.mark.parametrize("path", _files("scim") + _files("services") + _files("revocation"),
-                         ids=lambda p: str(p.relative_to(PACKAGE)))
-def test_only_the_edge_imports_flask(path: Path) -> None:
-    assert not {name for name in _imports(path) if name.split(".")[0] == "flask"}
+def _name(path: Path) -> str:
+    return str(path.relative_to(PACKAGE))
 
 
-@pytest.mark.parametrize("path", _files("revocation"), ids=lambda p: str(p.relative_to(PACKAGE)))
-def test_revocation_never_imports_services_or_endpoints(path: Path) -> None:
-    upward = {n for n in _imports(path)
-              if n.startswith(("scim_bridge.services", "scim_bridge.endpoints"))}
-    assert not upward
+#: (folders, what their modules must never import, why) — STYLE.md's dependency direction.
+_RULES = [
+    (("scim",), ("flask", "sqlalchemy", "scim_bridge.models", "scim_bridge.db",
+                 "scim_bridge.store", "scim_bridge.services", "scim_bridge.revocation",
+                 "scim_bridge.events", "scim_bridge.endpoints"),
+     "scim/ is the protocol and stays pure"),
+    (("store",), ("flask", "scim_bridge.services", "scim_bridge.revocation",
+                  "scim_bridge.events", "scim_bridge.endpoints"),
+     "store/ is SQL for the protocol, below services"),
+    (("events",), ("flask", "scim_bridge.services", "scim_bridge.revocation",
+                   "scim_bridge.endpoints"),
+     "events/ records what services and the choke point tell it"),
+    (("revocation",), ("flask", "scim_bridge.services", "scim_bridge.endpoints"),
+     "revocation/ is called by services, never the other way"),
+    (("services",), ("flask", "scim_bridge.endpoints"),
+     "services take plain values and a database session, never a request"),
+]
+#: The request's transaction is the one place the edge holds a SQLAlchemy session itself.
+_EDGE_HOLDS_THE_TRANSACTION = {"endpoints/transaction.py"}
 
 
-@pytest.mark.parametrize("path", _files("scim"), ids=lambda p: str(p.relative_to(PACKAGE)))
-def test_protocol_code_knows_no_services_or_endpoints(path: Path) -> None:
-    upward = {n for n in _imports(path)
-              if n.startswith(("scim_bridge.services", "scim_bridge.endpoints",
-                               "scim_bridge.revocation"))}
-    assert not upward
+def _violations(path: Path, forbidden: tuple[str, ...]) -> list[str]:
+    return sorted(
+        name for name in _imports(path)
+        if any(name == prefix or name.startswith(prefix + ".") for prefix in forbidden)
+    )
 
 
-@pytest.mark.parametrize("path", _files("services"), ids=lambda p: str(p.relative_to(PACKAGE)))
-def test_services_never_import_endpoints(path: Path) -> None:
-    assert not {n for n in _imports(path) if n.startswith("scim_bridge.endpoints")}
+_LAYERED = [
+    (path, forbidden, why)
+    for folders, forbidden, why in _RULES
+    for folder in folders
+    for path in _files(folder)
+]
+
+
+@pytest.mark.parametrize(("path", "forbidden", "why"), _LAYERED,
+                         ids=[_name(path) for path, _, _ in _LAYERED])
+def test_each_layer_imports_only_downward(path: Path, forbidden: tuple[str, ...], why: str):
+    bad = _violations(path, forbidden)
+    assert not bad, f"{_name(path)} imports {', '.join(bad)}: {why}"
+
+
+@pytest.mark.parametrize("path", [p for p in _files("endpoints")
+                                  if _name(p) not in _EDGE_HOLDS_THE_TRANSACTION],
+                         ids=_name)
+def test_endpoints_use_services_never_models_or_sqlalchemy(path: Path) -> None:
+    bad = _violations(path, ("sqlalchemy", "scim_bridge.models", "scim_bridge.db",
+                             "scim_bridge.store"))
+    assert not bad, f"{_name(path)} imports {', '.join(bad)}: endpoints call services"
+
+
+def test_the_app_module_is_only_the_factory() -> None:
+    tree = ast.parse((PACKAGE / "app.py").read_text())
+    functions = [node.name for node in tree.body if isinstance(node, ast.FunctionDef)]
+    classes = [node.name for node in tree.body if isinstance(node, ast.ClassDef)]
+    assert functions == ["create_app"] and classes == [], "app.py holds only create_app"
+
+
+def test_the_rules_catch_an_upward_import(tmp_path: Path) -> None:
+    """The checker itself: a protocol module importing SQLAlchemy is named."""
+    rogue = PACKAGE / "scim" / "_rogue_for_test.py"
+    rogue.write_text("from sqlalchemy import select\nfrom ..models import User\n")
+    try:
+        assert _violations(rogue, _RULES[0][1]) == [
+            "scim_bridge.models", "scim_bridge.models.User", "sqlalchemy", "sqlalchemy.select"
+        ]
+    finally:
+        rogue.unlink()
 
 
 def _spec_routes() -> set[tuple[str, str]]:

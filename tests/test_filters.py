@@ -21,9 +21,13 @@ from scim_bridge.db import Base, make_engine
 from scim_bridge.errors import InvalidFilter
 from scim_bridge.models import Group, Membership, Tenant, User
 from scim_bridge.scim import schema
-from scim_bridge.scim.filters import compile_filter, evaluate, parse, parse_value_filter
+from scim_bridge.scim.filter_syntax import parse
+from scim_bridge.scim.filter_syntax import parse as parse_value_filter
+from scim_bridge.scim.filters import evaluate
+from scim_bridge.scim.formats import fold
 from scim_bridge.scim.patch_paths import parse_path
-from scim_bridge.scim.resources import apply_user_document, fold
+from scim_bridge.store.filters import compile_filter
+from scim_bridge.store.resources import apply_user_document
 
 from .conftest import postgres_unreachable
 

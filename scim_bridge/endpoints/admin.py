@@ -4,11 +4,12 @@ live sessions, force logout, the event log and the SCIM request log, all in the 
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, g, jsonify, request
+from flask import Blueprint, Response, g, jsonify, request
 
 from ..auth import authenticate
 from ..services import Actor, admin, audit
-from .edge import db, json_body, settings
+from .context import bridge, json_body, settings
+from .transaction import db
 
 bp = Blueprint("admin_api", __name__, url_prefix="/api/v1/admin")
 
@@ -17,7 +18,7 @@ bp = Blueprint("admin_api", __name__, url_prefix="/api/v1/admin")
 def _authenticate() -> None:
     if request.endpoint == "admin_api.list_requests":
         # Before this request's snapshot starts, so it sees every request logged so far.
-        current_app.extensions["scim_bridge"].request_log.flush()
+        bridge().request_log.flush()
     principal = authenticate(db(), request.headers.get("Authorization"), "admin")
     g.principal = principal
     g.actor = Actor(tenant_id=principal.tenant_id, name=f"admin:{principal.token_name}")

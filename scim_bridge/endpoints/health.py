@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
-from sqlalchemy import text
 
 from ..errors import ServiceUnavailable
-from .edge import db
+from ..services.health import database_answers
+from .transaction import db
 
 bp = Blueprint("health", __name__)
 
@@ -15,7 +15,7 @@ bp = Blueprint("health", __name__)
 @bp.get("/healthz")
 def healthz() -> ResponseReturnValue:
     try:
-        db().execute(text("SELECT 1"))
+        database_answers(db())
     except Exception as exc:
         raise ServiceUnavailable("the database is not reachable") from exc
     return jsonify({"status": "ok"})

@@ -2,46 +2,26 @@
 
 from __future__ import annotations
 
-import json
-import time
-from dataclasses import replace
 from typing import Any
 
 from flask import Blueprint, Response, g, request
 
 from ..auth import authenticate
-from ..errors import BridgeError, InvalidSyntax, NotFound, NotModified
-from ..models import Group, User
+from ..errors import InvalidSyntax, NotFound
 from ..scim import discovery
-from ..scim.projection import project, wants
-from ..scim.resources import etag, group_to_document, user_to_document
-from ..scim.schema import ERROR, GROUP_TYPE, LIST_RESPONSE, USER_TYPE, ResourceType
-from ..services import Actor, bulk, groups, users
-from ..services.listing import ListQuery, list_query, page
-from .edge import base_url, db, json_body, settings
+from ..scim.formats import etag, etag_matches
+from ..scim.listing import ListQuery, list_query, list_response
+from ..scim.schema import GROUP_TYPE, USER_TYPE, ResourceType
+from ..services import Actor, bulk, groups, resources, users
+from .context import base_url, json_body, settings
+from .responses import scim_response
+from .transaction import db
 
 bp = Blueprint("scim", __name__, url_prefix="/scim/v2")
-
-SCIM_JSON = "application/scim+json"
-
-
-def scim_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(json.dumps(body), status=status, headers=headers, mimetype=SCIM_JSON)
-
-
-def scim_error(error: BridgeError) -> Response:
-    body: dict[str, Any] = {"schemas": [ERROR], "status": str(error.status), "detail": error.detail}
-    if error.scim_type:
-        body["scimType"] = error.scim_type
-    headers = {}
-    if error.status == 401:
-        headers["WWW-Authenticate"] = 'Bearer realm="scim-bridge", error="invalid_token"'
-    return scim_response(body, error.status, headers)
 
 
 @bp.before_request
 def _authenticate() -> None:
-    g.started = time.perf_counter()
     principal = authenticate(db(), request.headers.get("Authorization"), "scim")
     g.principal = principal
     g.actor = Actor(
@@ -59,54 +39,22 @@ def _query() -> ListQuery:
     return list_query(request.args, settings().max_page_size)
 
 
-def _list_body(total: int, query: ListQuery, resources: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "schemas": [LIST_RESPONSE],
-        "totalResults": total,
-        "startIndex": query.start_index,
-        "itemsPerPage": len(resources),
-        "Resources": resources,
-    }
-
-
-def _precondition_headers(version: int) -> dict[str, str]:
-    tag = etag(version)
-    if_none_match = request.headers.get("If-None-Match")
-    if request.method == "GET" and if_none_match and tag in {
-        t.strip() for t in if_none_match.split(",")
-    } | ({tag} if if_none_match.strip() == "*" else set()):
-        raise NotModified("not modified")
-    return {"ETag": tag}
+def _resource_response(document: dict[str, Any], version: int, status: int) -> Response:
+    """One resource with its ETag; 304 (with the ETag) when If-None-Match names its version."""
+    headers = {"ETag": etag(version)}
+    if request.method == "GET" and etag_matches(request.headers.get("If-None-Match"), version):
+        return Response(status=304, headers=headers)
+    if status == 201:
+        headers["Location"] = document["meta"]["location"]
+    return scim_response(document, status, headers)
 
 
 # --- Users -------------------------------------------------------------------------------------
 
 
-def render_users(
-    rows: list[Any], query: ListQuery, *, new: bool = False
-) -> list[dict[str, Any]]:
-    """SCIM documents of ``rows``; ``new`` users were created by this request: no groups yet."""
-    base = _scim_base()
-    want_groups = not new and wants("groups", query.attributes, query.excluded_attributes,
-                                    USER_TYPE)
-    memberships = users.groups_of(db(), [u.id for u in rows]) if want_groups else {}
-    return [
-        project(
-            user_to_document(user, memberships.get(user.id, []), base),
-            query.attributes,
-            query.excluded_attributes,
-            USER_TYPE,
-        )
-        for user in rows
-    ]
-
-
 def _user_response(user: Any, status: int = 200) -> Response:
-    query = _query()
-    headers = _precondition_headers(user.version)
-    if status == 201:
-        headers["Location"] = f"{_scim_base()}/Users/{user.id}"
-    return scim_response(render_users([user], query, new=status == 201)[0], status, headers)
+    document = resources.render_users(db(), [user], _query(), _scim_base(), new=status == 201)[0]
+    return _resource_response(document, user.version, status)
 
 
 @bp.get("/Users")
@@ -145,27 +93,9 @@ def delete_user(user_id: str) -> Response:
 # --- Groups ------------------------------------------------------------------------------------
 
 
-def render_groups(rows: list[Any], query: ListQuery) -> list[dict[str, Any]]:
-    base = _scim_base()
-    want_members = wants("members", query.attributes, query.excluded_attributes, GROUP_TYPE)
-    members = groups.members_of(db(), [grp.id for grp in rows]) if want_members else {}
-    return [
-        project(
-            group_to_document(grp, members.get(grp.id, []) if want_members else None, base),
-            query.attributes,
-            query.excluded_attributes,
-            GROUP_TYPE,
-        )
-        for grp in rows
-    ]
-
-
 def _group_response(group: Any, status: int = 200) -> Response:
-    query = _query()
-    headers = _precondition_headers(group.version)
-    if status == 201:
-        headers["Location"] = f"{_scim_base()}/Groups/{group.id}"
-    return scim_response(render_groups([group], query)[0], status, headers)
+    document = resources.render_groups(db(), [group], _query(), _scim_base())[0]
+    return _resource_response(document, group.version, status)
 
 
 @bp.get("/Groups")
@@ -209,10 +139,9 @@ def delete_group(group_id: str) -> Response:
 
 
 def _search(resource_type: ResourceType, query: ListQuery) -> Response:
-    model = User if resource_type is USER_TYPE else Group
-    total, rows = page(db(), model, resource_type, g.actor.tenant_id, query)
-    render = render_users if resource_type is USER_TYPE else render_groups
-    return scim_response(_list_body(total, query, render(rows, query)))
+    return scim_response(
+        resources.search(db(), g.actor.tenant_id, resource_type, query, _scim_base())
+    )
 
 
 def _search_body() -> ListQuery:
@@ -235,38 +164,23 @@ def search_groups() -> Response:
 @bp.post("/.search")
 def search_all() -> Response:
     """Root search (RFC 7644 §3.4.3): users first, then groups, paged across both."""
-    query = _search_body()
-    session = db()
-    tenant_id = g.actor.tenant_id
-    probe = ListQuery(filter=query.filter, count=0)
-    user_total, _ = page(session, User, USER_TYPE, tenant_id, probe)
-    group_total, _ = page(session, Group, GROUP_TYPE, tenant_id, probe)
-    resources: list[dict[str, Any]] = []
-    start, remaining = query.start_index, query.count
-    if start <= user_total and remaining:
-        _, rows = page(session, User, USER_TYPE, tenant_id,
-                       replace(query, start_index=start, count=remaining))
-        resources += render_users(rows, query)
-        remaining -= len(rows)
-    group_start = max(1, start - user_total)
-    if remaining and group_start <= group_total:
-        _, rows = page(session, Group, GROUP_TYPE, tenant_id,
-                       replace(query, start_index=group_start, count=remaining))
-        resources += render_groups(rows, query)
-    return scim_response(_list_body(user_total + group_total, query, resources))
+    return scim_response(
+        resources.search_all(db(), g.actor.tenant_id, _search_body(), _scim_base())
+    )
 
 
 @bp.post("/Bulk")
 def bulk_request() -> Response:
     config = settings()
+    base = _scim_base()
     result = bulk.process(
         db(),
         g.actor,
         json_body(),
-        base_url=_scim_base(),
+        base_url=base,
         max_operations=config.bulk_max_operations,
-        render_user=lambda user: render_users([user], ListQuery())[0],
-        render_group=lambda group: render_groups([group], ListQuery())[0],
+        render_user=lambda user: resources.render_users(db(), [user], ListQuery(), base)[0],
+        render_group=lambda group: resources.render_groups(db(), [group], ListQuery(), base)[0],
     )
     return scim_response(result)
 
@@ -286,7 +200,7 @@ def service_provider_config() -> Response:
 
 @bp.get("/ResourceTypes")
 def resource_types() -> Response:
-    return scim_response(discovery.list_response(discovery.resource_types(_scim_base())))
+    return scim_response(list_response(discovery.resource_types(_scim_base())))
 
 
 @bp.get("/ResourceTypes/<type_id>")
@@ -299,7 +213,7 @@ def resource_type(type_id: str) -> Response:
 
 @bp.get("/Schemas")
 def schemas() -> Response:
-    return scim_response(discovery.list_response(discovery.schemas(_scim_base())))
+    return scim_response(list_response(discovery.schemas(_scim_base())))
 
 
 @bp.get("/Schemas/<path:schema_id>")

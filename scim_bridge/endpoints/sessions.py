@@ -14,9 +14,9 @@ from flask import Blueprint, Response, g, jsonify, request
 from ..auth import authenticate
 from ..errors import BadRequest
 from ..revocation import sessions
-from ..scim.resources import iso
-from .edge import base_url, db, json_body, settings
-from .well_known import keyring
+from ..scim.formats import iso
+from .context import base_url, bridge, json_body, settings
+from .transaction import db
 
 bp = Blueprint("sessions", __name__, url_prefix="/api/v1/sessions")
 
@@ -24,7 +24,7 @@ bp = Blueprint("sessions", __name__, url_prefix="/api/v1/sessions")
 @bp.before_request
 def _authenticate() -> None:
     if request.endpoint == "sessions.create_session":
-        keyring().prepare()  # before this request's writing transaction begins
+        bridge().keys.prepare()  # before this request's writing transaction begins
     write = request.endpoint != "sessions.introspect"
     g.principal = authenticate(
         db(write=write), request.headers.get("Authorization"), "sessions"
@@ -37,7 +37,7 @@ def create_session() -> tuple[Response, int]:
     wanted = sessions.parse_request(
         json_body(), default_ttl=config.default_session_ttl, max_ttl=config.max_session_ttl
     )
-    issued = sessions.create_session(db(), keyring(), wanted, base_url())
+    issued = sessions.create_session(db(), bridge().keys, wanted, base_url())
     user = issued.user
     return jsonify({
         "session_id": issued.row.id,
@@ -54,7 +54,7 @@ def create_session() -> tuple[Response, int]:
 
 @bp.post("/introspect")
 def introspect() -> Response:
-    result = sessions.introspect(db(), keyring(), _token_parameter(), base_url())
+    result = sessions.introspect(db(), bridge().keys, _token_parameter(), base_url())
     response = jsonify(result)
     response.headers["Cache-Control"] = "no-store"
     return response

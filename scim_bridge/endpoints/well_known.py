@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, Response, jsonify
 
-from ..revocation.keys import KeyRing
-from .edge import db, finish_transaction
+from .context import bridge
+from .transaction import db, finish_transaction
 
 bp = Blueprint("well_known", __name__)
 
 
-def keyring() -> KeyRing:
-    """The app's signing keys (built by the app factory)."""
-    return current_app.extensions["scim_bridge.keys"]
-
-
 @bp.get("/.well-known/jwks.json")
 def jwks() -> Response:
-    keys = keyring()
+    keys = bridge().keys
     keys.prepare()
     try:
         body = keys.jwks(db())

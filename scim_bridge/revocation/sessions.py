@@ -19,10 +19,11 @@ from sqlalchemy.orm import Session
 
 from ..db import new_id, utcnow
 from ..errors import Forbidden, InvalidValue, NotFound
+from ..events.record import LOGOUT, Cause
 from ..models import DEFAULT_TENANT, AppSession, Group, Membership, Tenant, User
-from ..scim.resources import fold
+from ..scim.formats import fold
 from . import jose
-from .choke import LOGOUT, Cause, revoke_user_sessions
+from .choke import revoke_user_sessions
 from .keys import KeyRing
 
 #: The tenant a ``userName``/``externalId`` lookup means when it names none (PRODUCT.md).

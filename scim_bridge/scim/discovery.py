@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .schema import LIST_RESPONSE, RESOURCE_TYPES, SCHEMAS, SERVICE_PROVIDER_CONFIG
+from .schema import RESOURCE_TYPES, SCHEMAS, SERVICE_PROVIDER_CONFIG
 
 
 def service_provider_config(base_url: str, *, max_operations: int, max_payload: int,
@@ -35,16 +35,6 @@ def service_provider_config(base_url: str, *, max_operations: int, max_payload: 
             "resourceType": "ServiceProviderConfig",
             "location": f"{base_url}/ServiceProviderConfig",
         },
-    }
-
-
-def list_response(resources: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "schemas": [LIST_RESPONSE],
-        "totalResults": len(resources),
-        "startIndex": 1,
-        "itemsPerPage": len(resources),
-        "Resources": resources,
     }
 
 

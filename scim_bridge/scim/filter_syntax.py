@@ -37,7 +37,6 @@ __all__ = [
     "QUOTED",
     "operands",
     "parse",
-    "parse_value_filter",
 ]
 
 MAX_LENGTH = 4096
@@ -94,11 +93,6 @@ class _Lexer(SCIMLexer):
     def COMP_VALUE(self, token: Any) -> Any:
         token.value = _string_value(token.value)
         return token
-
-
-def parse_value_filter(text: str) -> ast.Filter:
-    """Parse the content of a value path's brackets (``type eq "work"``) for evaluate()."""
-    return parse(text)
 
 
 class _Unparsable(Exception):

@@ -11,8 +11,8 @@ from typing import Any
 from scim2_filter_parser import ast
 
 from ..errors import BridgeError, InvalidPath, InvalidValue, Mutability
-from .filter_syntax import QUOTED
-from .filters import evaluate, parse_value_filter
+from .filter_syntax import QUOTED, parse
+from .filters import evaluate
 from .schema import Attribute, ResourceType, Schema, resolve, split_urn_path
 
 _NAME = r"\$?[A-Za-z][A-Za-z0-9_-]*"
@@ -61,7 +61,7 @@ def parse_known_path(text: Any, resource_type: ResourceType) -> Path | None:
         if not attribute.multi_valued:
             raise InvalidPath(f"path {text!r}: '{attribute.name}' is not multi-valued")
         try:
-            value_filter = parse_value_filter(filter_text)
+            value_filter = parse(filter_text)
             evaluate(value_filter, {}, attribute)  # checks sub-attribute names and operands
         except BridgeError as exc:
             raise InvalidPath(f"path {text!r} has an invalid filter: {exc.detail}") from exc

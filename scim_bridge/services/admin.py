@@ -4,7 +4,6 @@ else: ``active`` and group memberships are never touched (PRODUCT.md, "The rule"
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -13,30 +12,23 @@ from sqlalchemy.orm import Session
 
 from ..db import utcnow
 from ..errors import InvalidValue, NotFound
+from ..events.record import FORCE_LOGOUT, Cause
 from ..models import AppSession, Group, Membership, User, UserValue
-from ..revocation.choke import FORCE_LOGOUT, Cause, revoke_user_sessions
-from ..scim.filters import compile_filter
-from ..scim.resources import fold, iso
+from ..parameters import integer
+from ..revocation.choke import revoke_user_sessions
+from ..scim.formats import fold, iso
 from ..scim.schema import USER_TYPE
+from ..store.filters import compile_filter
 from . import Actor
+from .common import missing_users, shown
+from .users import groups_of
 
 DEFAULT_COUNT = 50
 _CHUNK = 5000
 
 
-def integer(params: Mapping[str, Any], name: str, default: int, low: int, high: int) -> int:
-    """A query parameter as an integer clamped to [low, high]; 400 when it is not a number."""
-    raw = params.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return min(max(int(raw), low), high)
-    except (TypeError, ValueError):
-        raise InvalidValue(f"'{name}' must be an integer, got {raw!r}") from None
-
-
 def list_users(
-    session: Session, tenant_id: int, params: Mapping[str, Any], max_count: int
+    db: Session, tenant_id: int, params: Mapping[str, Any], max_count: int
 ) -> dict[str, Any]:
     """Users of the tenant by userName, filtered by ``search``, ``group`` and ``active``."""
     conditions = [User.tenant_id == tenant_id]
@@ -59,11 +51,11 @@ def list_users(
             raise InvalidValue("'active' must be 'true' or 'false'")
         deactivated = User.active.is_(False)
         conditions.append(~deactivated if active == "true" else deactivated)
-    start = integer(params, "startIndex", 1, 1, 2**31)
-    count = integer(params, "count", DEFAULT_COUNT, 0, max_count)
-    total = session.scalar(select(func.count()).select_from(User).where(*conditions)) or 0
+    start = integer("startIndex", params.get("startIndex"), 1, low=1)
+    count = integer("count", params.get("count"), DEFAULT_COUNT, high=max_count)
+    total = db.scalar(select(func.count()).select_from(User).where(*conditions)) or 0
     users = list(
-        session.scalars(
+        db.scalars(
             select(User)
             .where(*conditions)
             .order_by(User.user_name_key, User.id)
@@ -72,7 +64,7 @@ def list_users(
         )
     ) if count else []
     ids = [user.id for user in users]
-    groups, live = _groups_of(session, ids), live_session_counts(session, ids)
+    groups, live = groups_of(db, ids), live_session_counts(db, ids)
     return {
         "total_results": total,
         "start_index": start,
@@ -110,23 +102,10 @@ def user_summary(user: User) -> dict[str, Any]:
             "active": user.is_active}
 
 
-def _groups_of(session: Session, user_ids: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
-    found: dict[str, list[tuple[str, str]]] = defaultdict(list)
-    if user_ids:
-        for user_id, group_id, name in session.execute(
-            select(Membership.user_id, Group.id, Group.display_name)
-            .join(Group, Group.id == Membership.group_id)
-            .where(Membership.user_id.in_(user_ids))
-            .order_by(Group.display_name_key, Group.id)
-        ):
-            found[user_id].append((group_id, name))
-    return found
-
-
-def live_session_counts(session: Session, user_ids: Sequence[str]) -> dict[str, int]:
+def live_session_counts(db: Session, user_ids: Sequence[str]) -> dict[str, int]:
     if not user_ids:
         return {}
-    rows = session.execute(
+    rows = db.execute(
         select(AppSession.user_id, func.count())
         .where(AppSession.user_id.in_(user_ids), AppSession.revoked_at.is_(None),
                AppSession.expires_at > utcnow())
@@ -136,16 +115,16 @@ def live_session_counts(session: Session, user_ids: Sequence[str]) -> dict[str, 
 
 
 def user_sessions(
-    session: Session, tenant_id: int, user_id: str, params: Mapping[str, Any], max_count: int
+    db: Session, tenant_id: int, user_id: str, params: Mapping[str, Any], max_count: int
 ) -> dict[str, Any]:
     """A user's sessions, newest first, live and ended (a deleted user's history included)."""
-    user = session.scalar(select(User).where(User.id == user_id, User.tenant_id == tenant_id))
+    user = db.scalar(select(User).where(User.id == user_id, User.tenant_id == tenant_id))
     mine = [AppSession.tenant_id == tenant_id, AppSession.user_id == user_id]
-    if user is None and session.scalar(select(AppSession.id).where(*mine).limit(1)) is None:
+    if user is None and db.scalar(select(AppSession.id).where(*mine).limit(1)) is None:
         raise NotFound(f"no user with id '{user_id}'")
-    count = integer(params, "count", 100, 0, max_count)
+    count = integer("count", params.get("count"), 100, high=max_count)
     now = utcnow()
-    rows = session.scalars(
+    rows = db.scalars(
         select(AppSession).where(*mine)
         .order_by(AppSession.created_at.desc(), AppSession.id).limit(count)
     )
@@ -163,21 +142,21 @@ def user_sessions(
     return {
         "user": user_summary(user) if user is not None else None,
         "user_id": user_id,
-        "active_sessions": live_session_counts(session, [user_id]).get(user_id, 0),
+        "active_sessions": live_session_counts(db, [user_id]).get(user_id, 0),
         "sessions": sessions,
     }
 
 
-def force_logout_user(session: Session, actor: Actor, user_id: str) -> int:
+def force_logout_user(db: Session, actor: Actor, user_id: str) -> int:
     """Revoke every live session of one user; returns how many ended."""
-    if session.scalar(
+    if db.scalar(
         select(User.id).where(User.id == user_id, User.tenant_id == actor.tenant_id)
     ) is None:
         raise NotFound(f"no user with id '{user_id}'")
-    return _force_logout(session, actor, [user_id])
+    return _force_logout(db, actor, [user_id])
 
 
-def bulk_logout(session: Session, actor: Actor, body: Any) -> dict[str, int]:
+def bulk_logout(db: Session, actor: Actor, body: Any) -> dict[str, int]:
     """Bulk User Logout by ``user_ids`` or a SCIM ``filter``; ``dry_run`` only counts."""
     if not isinstance(body, Mapping):
         raise InvalidValue("the request body must be a JSON object")
@@ -190,44 +169,37 @@ def bulk_logout(session: Session, actor: Actor, body: Any) -> dict[str, int]:
         text = body["filter"]
         if not isinstance(text, str) or not text.strip() or "\x00" in text:
             raise InvalidValue("'filter' must be a SCIM filter, e.g. 'title eq \"Nurse\"'")
-        user_ids = list(session.scalars(
+        user_ids = list(db.scalars(
             select(User.id).where(User.tenant_id == actor.tenant_id,
                                   compile_filter(text, USER_TYPE))
         ))
     else:
-        user_ids = _existing(session, actor.tenant_id, body["user_ids"])
+        user_ids = _existing(db, actor.tenant_id, body["user_ids"])
     if dry_run:
         live: dict[str, int] = {}
         for start in range(0, len(user_ids), _CHUNK):
-            live.update(live_session_counts(session, user_ids[start : start + _CHUNK]))
+            live.update(live_session_counts(db, user_ids[start : start + _CHUNK]))
         return {"users": len(user_ids), "revoked_sessions": 0,
                 "active_sessions": sum(live.values())}
-    return {"users": len(user_ids), "revoked_sessions": _force_logout(session, actor, user_ids)}
+    return {"users": len(user_ids), "revoked_sessions": _force_logout(db, actor, user_ids)}
 
 
-def _existing(session: Session, tenant_id: int, raw: Any) -> list[str]:
+def _existing(db: Session, tenant_id: int, raw: Any) -> list[str]:
     """The ids, all of which must be users of this tenant (else 404 and nothing changes)."""
     if not isinstance(raw, list) or not all(
         isinstance(i, str) and i and "\x00" not in i for i in raw
     ):
         raise InvalidValue("'user_ids' must be a list of user ids")
     ids = list(dict.fromkeys(raw))
-    found: set[str] = set()
-    for start in range(0, len(ids), _CHUNK):
-        found.update(session.scalars(
-            select(User.id).where(User.tenant_id == tenant_id,
-                                  User.id.in_(ids[start : start + _CHUNK]))
-        ))
-    missing = [user_id for user_id in ids if user_id not in found]
+    missing = missing_users(db, tenant_id, ids)
     if missing:
-        shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
-        raise NotFound(f"no user with id {shown} in this tenant; nobody was logged out")
+        raise NotFound(f"no user with id {shown(missing)} in this tenant; nobody was logged out")
     return ids
 
 
-def _force_logout(session: Session, actor: Actor, user_ids: list[str]) -> int:
+def _force_logout(db: Session, actor: Actor, user_ids: list[str]) -> int:
     revoked = revoke_user_sessions(
-        session,
+        db,
         tenant_id=actor.tenant_id,
         user_ids=user_ids,
         cause=Cause(FORCE_LOGOUT, actor.name, detail="forced logout by an admin"),

@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session
 
 from ..errors import InvalidValue
 from ..models import Event, RequestLogEntry
-from ..scim.resources import iso
-from .admin import integer
+from ..parameters import integer
+from ..scim.formats import iso
 
 DEFAULT_COUNT = 100
 _METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE"}
@@ -44,7 +44,7 @@ def _moment(params: Mapping[str, Any], name: str) -> dt.datetime | None:
 
 
 def list_events(
-    session: Session, tenant_id: int, params: Mapping[str, Any], max_count: int
+    db: Session, tenant_id: int, params: Mapping[str, Any], max_count: int
 ) -> dict[str, Any]:
     """Events after the cursor ``after``, oldest first; filters ``user_id``, ``type``
     (comma-separated), ``since`` and ``until`` (ISO 8601)."""
@@ -61,9 +61,9 @@ def list_events(
         conditions.append(Event.occurred_at >= since)
     if until is not None:
         conditions.append(Event.occurred_at < until)
-    count = integer(params, "count", DEFAULT_COUNT, 1, max_count)
+    count = integer("count", params.get("count"), DEFAULT_COUNT, low=1, high=max_count)
     rows = list(
-        session.scalars(select(Event).where(*conditions).order_by(Event.id).limit(count + 1))
+        db.scalars(select(Event).where(*conditions).order_by(Event.id).limit(count + 1))
     )
     has_more = len(rows) > count
     rows = rows[:count]
@@ -90,7 +90,7 @@ def event_json(event: Event) -> dict[str, Any]:
 
 
 def list_requests(
-    session: Session, tenant_id: int, params: Mapping[str, Any], max_count: int
+    db: Session, tenant_id: int, params: Mapping[str, Any], max_count: int
 ) -> dict[str, Any]:
     """SCIM requests, newest first; ``status`` (404, 4xx, or ``error`` for every failure),
     ``method`` and the cursor ``before``."""
@@ -113,8 +113,8 @@ def list_requests(
     before = _cursor(params, "before")
     if before is not None:
         conditions.append(RequestLogEntry.id < before)
-    count = integer(params, "count", DEFAULT_COUNT, 1, max_count)
-    rows = list(session.scalars(
+    count = integer("count", params.get("count"), DEFAULT_COUNT, low=1, high=max_count)
+    rows = list(db.scalars(
         select(RequestLogEntry).where(*conditions)
         .order_by(RequestLogEntry.id.desc()).limit(count + 1)
     ))

@@ -1,34 +1,44 @@
-"""Helpers shared by the resource services: versions, preconditions, uniqueness errors."""
+"""Helpers shared by the resource services: versions, preconditions, uniqueness, user ids."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..db import utcnow
 from ..errors import Conflict, InvalidValue, PreconditionFailed
 from ..models import Group, User
-from ..scim.resources import etag
+from ..scim.formats import etag, etag_matches
+
+CHUNK = 500
 
 
 def check_if_match(row: User | Group, if_match: str | None) -> None:
     """RFC 7644 §3.14: a stale ``If-Match`` is 412 and changes nothing."""
-    if not if_match:
-        return
-    candidates = {tag.strip() for tag in if_match.split(",")}
-    current = etag(row.version)
-    if "*" in candidates or current in candidates or current.removeprefix("W/") in candidates:
-        return
-    raise PreconditionFailed(f"the resource has changed: current version is {current}")
+    if if_match and not etag_matches(if_match, row.version):
+        current = etag(row.version)
+        raise PreconditionFailed(f"the resource has changed: current version is {current}")
 
 
 def touch(row: User | Group) -> None:
     row.version = (row.version or 0) + 1
     row.last_modified = utcnow()
+
+
+def touch_users(db: Session, user_ids: Sequence[str]) -> None:
+    """New versions for users whose ``groups`` changed (``groups`` is part of the User)."""
+    now = utcnow()
+    for start in range(0, len(user_ids), CHUNK):
+        db.execute(
+            update(User)
+            .where(User.id.in_(user_ids[start : start + CHUNK]))
+            .values(version=User.version + 1, last_modified=now)
+        )
 
 
 def require(document: dict[str, Any], attribute: str, resource: str) -> str:
@@ -43,7 +53,8 @@ def unique_violations(clashes: dict[str, str]) -> Iterator[None]:
     """Turn a unique-constraint violation inside the block into 409 ``uniqueness``.
 
     ``clashes`` maps a column name to the message for a clash on it; both SQLite and
-    PostgreSQL name the violated column or constraint in the error.
+    PostgreSQL name the violated column or constraint in the error. The constraints decide,
+    so concurrent creates of one name get one 201 and one 409.
     """
     try:
         yield
@@ -55,9 +66,28 @@ def unique_violations(clashes: dict[str, str]) -> Iterator[None]:
         raise Conflict("the resource clashes with one that already exists") from None
 
 
-def flush_unique(session: Session, clashes: dict[str, str]) -> None:
+def flush_unique(db: Session, clashes: dict[str, str]) -> None:
     with unique_violations(clashes):
-        session.flush()
+        db.flush()
+
+
+def missing_users(db: Session, tenant_id: int, ids: Sequence[str]) -> list[str]:
+    """The ids among ``ids`` that are no user of the tenant, in the order given."""
+    found: set[str] = set()
+    for start in range(0, len(ids), CHUNK):
+        found.update(
+            db.scalars(
+                select(User.id).where(
+                    User.tenant_id == tenant_id, User.id.in_(ids[start : start + CHUNK])
+                )
+            )
+        )
+    return [user_id for user_id in ids if user_id not in found]
+
+
+def shown(ids: Sequence[str]) -> str:
+    """A few ids for an error message."""
+    return ", ".join(ids[:5]) + (" ..." if len(ids) > 5 else "")
 
 
 def row_values(row: Any) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 """Group lifecycle. Membership changes are SQL deltas: changing k members costs O(k) whatever
-the group's size, and every removed member's sessions end through the choke point."""
+the group's size; every removed member's sessions end through the choke point, and every
+membership change is recorded through the event seam and gives the user a new version."""
 
 from __future__ import annotations
 
@@ -10,48 +11,50 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from ..errors import Conflict, InvalidValue, NotFound
-from ..models import Group, Membership, User
-from ..revocation.choke import (
-    GROUP_DELETED,
-    MEMBER_ADDED,
-    MEMBER_REMOVED,
-    Cause,
-    revoke_user_sessions,
-)
+from ..errors import InvalidValue, NotFound
+from ..events.record import GROUP_DELETED, MEMBER_ADDED, MEMBER_REMOVED, Cause, record
+from ..models import Group, Membership
+from ..revocation.choke import revoke_user_sessions
 from ..scim.documents import normalize
+from ..scim.formats import fold
 from ..scim.patch import (
     MemberChange,
     apply_operations,
     parse_patch_request,
     split_group_operations,
 )
-from ..scim.resources import fold
 from ..scim.schema import GROUP_TYPE
 from . import Actor
-from .common import check_if_match, flush_unique, require, touch
-
-_CHUNK = 500
+from .common import (
+    CHUNK,
+    check_if_match,
+    flush_unique,
+    missing_users,
+    require,
+    shown,
+    touch,
+    touch_users,
+)
 
 
 def get_group(
-    session: Session, tenant_id: int, group_id: str, *, for_update: bool = False
+    db: Session, tenant_id: int, group_id: str, *, for_update: bool = False
 ) -> Group:
     statement = select(Group).where(Group.id == group_id, Group.tenant_id == tenant_id)
     if for_update:
         statement = statement.with_for_update()
-    group = session.scalar(statement)
+    group = db.scalar(statement)
     if group is None:
         raise NotFound(f"no group with id '{group_id}'")
     return group
 
 
-def members_of(session: Session, group_ids: list[str]) -> dict[str, list[tuple[str, str | None]]]:
+def members_of(db: Session, group_ids: list[str]) -> dict[str, list[tuple[str, str | None]]]:
     """(user id, display as the IdP sent it) of each group's members, in one query."""
     result: dict[str, list[tuple[str, str | None]]] = defaultdict(list)
     if not group_ids:
         return result
-    rows = session.execute(
+    rows = db.execute(
         select(Membership.group_id, Membership.user_id, Membership.display)
         .where(Membership.group_id.in_(group_ids))
         .order_by(Membership.group_id, Membership.user_id)
@@ -61,68 +64,69 @@ def members_of(session: Session, group_ids: list[str]) -> dict[str, list[tuple[s
     return result
 
 
-def create_group(session: Session, actor: Actor, body: Any) -> Group:
+def create_group(db: Session, actor: Actor, body: Any) -> Group:
     document = normalize(body, GROUP_TYPE)
     group = Group(tenant_id=actor.tenant_id)
     _apply(group, document)
-    _check_unique(session, group)
-    session.add(group)
-    flush_unique(session, _clashes(group))
+    db.add(group)
+    flush_unique(db, _clashes(group))
     ids, displays = _members(document)
-    _add_members(session, actor, group, ids, displays)
+    _add_members(db, actor, group, ids, displays)
     return group
 
 
 def replace_group(
-    session: Session, actor: Actor, group_id: str, body: Any, if_match: str | None
+    db: Session, actor: Actor, group_id: str, body: Any, if_match: str | None
 ) -> Group:
     """PUT: name and the full member list; members left out lose their sessions."""
-    group = get_group(session, actor.tenant_id, group_id, for_update=True)
+    group = get_group(db, actor.tenant_id, group_id, for_update=True)
     check_if_match(group, if_match)
     document = normalize(body, GROUP_TYPE)
     _apply(group, document)
-    _check_unique(session, group)
-    _replace_members(session, actor, group, *_members(document))
+    _replace_members(db, actor, group, *_members(document))
     touch(group)
-    flush_unique(session, _clashes(group))
+    flush_unique(db, _clashes(group))
     return group
 
 
 def patch_group(
-    session: Session, actor: Actor, group_id: str, body: Any, if_match: str | None
+    db: Session, actor: Actor, group_id: str, body: Any, if_match: str | None
 ) -> Group:
     operations = parse_patch_request(body, GROUP_TYPE)
-    group = get_group(session, actor.tenant_id, group_id, for_update=True)
+    group = get_group(db, actor.tenant_id, group_id, for_update=True)
     check_if_match(group, if_match)
     before = _canonical(group)
     document = before
     changed = False
     for step in split_group_operations(operations):
         if isinstance(step, MemberChange):
-            changed |= _apply_member_change(session, actor, group, step)
+            changed |= _apply_member_change(db, actor, group, step)
         else:
             document = apply_operations(document, [step], GROUP_TYPE)
     if document != before:
         _apply(group, document)
-        _check_unique(session, group)
         changed = True
     if changed:
         touch(group)
-        flush_unique(session, _clashes(group))
+        flush_unique(db, _clashes(group))
     return group
 
 
-def delete_group(session: Session, actor: Actor, group_id: str, if_match: str | None) -> None:
-    group = get_group(session, actor.tenant_id, group_id, for_update=True)
+def delete_group(db: Session, actor: Actor, group_id: str, if_match: str | None) -> None:
+    group = get_group(db, actor.tenant_id, group_id, for_update=True)
     check_if_match(group, if_match)
     removed = list(
-        session.scalars(
+        db.scalars(
             delete(Membership).where(Membership.group_id == group.id).returning(Membership.user_id)
         )
     )
-    _revoke(session, actor, group, removed, GROUP_DELETED, "deleted")
-    session.delete(group)
-    session.flush()
+    if removed:
+        _changed(db, actor, group, removed, GROUP_DELETED, "deleted", revoke=True)
+    else:  # nobody's access changed, but receivers still learn that the group is gone
+        record(db, tenant_id=actor.tenant_id, cause=_cause(actor, group, GROUP_DELETED, "deleted"),
+               user_sessions=[(None, [])])
+    db.delete(group)
+    db.flush()
 
 
 def _canonical(group: Group) -> dict[str, Any]:
@@ -152,31 +156,31 @@ def _members(document: dict[str, Any]) -> tuple[list[str], dict[str, str]]:
 
 
 def _apply_member_change(
-    session: Session, actor: Actor, group: Group, change: MemberChange
+    db: Session, actor: Actor, group: Group, change: MemberChange
 ) -> bool:
     ids = list(dict.fromkeys(change.user_ids))
     displays = dict(change.displays)
     if change.kind == "add":
-        return bool(_add_members(session, actor, group, ids, displays))
+        return bool(_add_members(db, actor, group, ids, displays))
     if change.kind == "remove":
-        return bool(_remove_members(session, actor, group, ids))
+        return bool(_remove_members(db, actor, group, ids))
     if change.kind == "remove_all":
         removed = list(
-            session.scalars(
+            db.scalars(
                 delete(Membership)
                 .where(Membership.group_id == group.id)
                 .returning(Membership.user_id)
             )
         )
-        _revoke(session, actor, group, removed, MEMBER_REMOVED, "removed from")
+        _changed(db, actor, group, removed, MEMBER_REMOVED, "removed from", revoke=True)
         return bool(removed)
     if change.kind == "replace":
-        return _replace_members(session, actor, group, ids, displays)
+        return _replace_members(db, actor, group, ids, displays)
     raise InvalidValue(f"unknown member change '{change.kind}'")
 
 
 def _add_members(
-    session: Session,
+    db: Session,
     actor: Actor,
     group: Group,
     ids: Sequence[str],
@@ -185,39 +189,38 @@ def _add_members(
     """Insert memberships that do not exist yet; returns the users actually added."""
     if not ids:
         return []
-    _require_users(session, group.tenant_id, ids)
+    _require_users(db, group.tenant_id, ids)
     added: list[str] = []
-    for start in range(0, len(ids), _CHUNK):
+    for start in range(0, len(ids), CHUNK):
         rows = [
             {"group_id": group.id, "user_id": uid, "display": (displays or {}).get(uid)}
-            for uid in ids[start : start + _CHUNK]
+            for uid in ids[start : start + CHUNK]
         ]
-        statement = _insert_ignore(session).values(rows).returning(Membership.user_id)
-        added.extend(session.scalars(statement))
-    if added and actor.revoke_on_group_add:
-        _revoke(session, actor, group, added, MEMBER_ADDED, "added to")
+        statement = _insert_ignore(db).values(rows).returning(Membership.user_id)
+        added.extend(db.scalars(statement))
+    _changed(db, actor, group, added, MEMBER_ADDED, "added to", revoke=actor.revoke_on_group_add)
     return added
 
 
-def _remove_members(session: Session, actor: Actor, group: Group, ids: Sequence[str]) -> list[str]:
+def _remove_members(db: Session, actor: Actor, group: Group, ids: Sequence[str]) -> list[str]:
     removed: list[str] = []
-    for start in range(0, len(ids), _CHUNK):
+    for start in range(0, len(ids), CHUNK):
         removed.extend(
-            session.scalars(
+            db.scalars(
                 delete(Membership)
                 .where(
                     Membership.group_id == group.id,
-                    Membership.user_id.in_(ids[start : start + _CHUNK]),
+                    Membership.user_id.in_(ids[start : start + CHUNK]),
                 )
                 .returning(Membership.user_id)
             )
         )
-    _revoke(session, actor, group, removed, MEMBER_REMOVED, "removed from")
+    _changed(db, actor, group, removed, MEMBER_REMOVED, "removed from", revoke=True)
     return removed
 
 
 def _replace_members(
-    session: Session,
+    db: Session,
     actor: Actor,
     group: Group,
     ids: Sequence[str],
@@ -226,31 +229,26 @@ def _replace_members(
     """A full member list: O(group size) by nature; only the difference is written."""
     wanted = set(ids)
     current = set(
-        session.scalars(select(Membership.user_id).where(Membership.group_id == group.id))
+        db.scalars(select(Membership.user_id).where(Membership.group_id == group.id))
     )
-    removed = _remove_members(session, actor, group, sorted(current - wanted))
+    removed = _remove_members(db, actor, group, sorted(current - wanted))
     added = _add_members(
-        session, actor, group, [uid for uid in ids if uid not in current], displays
+        db, actor, group, [uid for uid in ids if uid not in current], displays
     )
     return bool(removed or added)
 
 
-def _require_users(session: Session, tenant_id: int, ids: Sequence[str]) -> None:
-    found: set[str] = set()
-    for start in range(0, len(ids), _CHUNK):
-        chunk = ids[start : start + _CHUNK]
-        found.update(
-            session.scalars(select(User.id).where(User.tenant_id == tenant_id, User.id.in_(chunk)))
-        )
-    missing = [uid for uid in ids if uid not in found]
+def _require_users(db: Session, tenant_id: int, ids: Sequence[str]) -> None:
+    missing = missing_users(db, tenant_id, ids)
     if missing:
-        shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
-        raise InvalidValue(f"no user with id {shown} in this tenant; members must be users")
+        raise InvalidValue(
+            f"no user with id {shown(missing)} in this tenant; members must be users"
+        )
 
 
-def _insert_ignore(session: Session) -> Any:
+def _insert_ignore(db: Session) -> Any:
     """``INSERT ... ON CONFLICT DO NOTHING`` in the dialect at hand."""
-    if session.get_bind().dialect.name == "postgresql":
+    if db.get_bind().dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
         return pg_insert(Membership).on_conflict_do_nothing()
@@ -259,52 +257,41 @@ def _insert_ignore(session: Session) -> Any:
     return sqlite_insert(Membership).on_conflict_do_nothing()
 
 
-def _revoke(
-    session: Session,
+def _changed(
+    db: Session,
     actor: Actor,
     group: Group,
     user_ids: Iterable[str],
-    event_type: str,
+    kind: str,
     verb: str,
+    *,
+    revoke: bool,
 ) -> None:
+    """Membership of ``user_ids`` changed: new user versions, an event each, and (``revoke``)
+    their sessions end through the choke point."""
     ids = list(user_ids)
     if not ids:
         return
-    revoke_user_sessions(
-        session,
-        tenant_id=actor.tenant_id,
-        user_ids=ids,
-        cause=Cause(
-            event_type,
-            actor.name,
-            group_id=group.id,
-            group_name=group.display_name,
-            detail=f"{verb} group '{group.display_name}'",
-        ),
-    )
+    touch_users(db, ids)
+    cause = _cause(actor, group, kind, verb)
+    if revoke:
+        revoke_user_sessions(db, tenant_id=actor.tenant_id, user_ids=ids, cause=cause)
+    else:
+        record(db, tenant_id=actor.tenant_id, cause=cause,
+               user_sessions=[(user_id, []) for user_id in ids])
+
+
+def _cause(actor: Actor, group: Group, kind: str, verb: str) -> Cause:
+    return Cause(kind, actor.name, group_id=group.id, group_name=group.display_name,
+                 detail=f"{verb} group '{group.display_name}'")
 
 
 def _clashes(group: Group) -> dict[str, str]:
     return {
-        "display_name": f"a group with displayName '{group.display_name}' already exists",
-        "external_id": f"a group with externalId '{group.external_id}' already exists",
+        "display_name": (
+            f"a group with displayName '{group.display_name}' already exists in this tenant"
+        ),
+        "external_id": (
+            f"a group with externalId '{group.external_id}' already exists in this tenant"
+        ),
     }
-
-
-def _check_unique(session: Session, group: Group) -> None:
-    others = [Group.tenant_id == group.tenant_id]
-    if group.id is not None:
-        others.append(Group.id != group.id)
-    with session.no_autoflush:
-        if session.scalar(
-            select(Group.id).where(*others, Group.display_name_key == group.display_name_key)
-        ):
-            raise Conflict(
-                f"a group with displayName '{group.display_name}' already exists in this tenant"
-            )
-        if group.external_id is not None and session.scalar(
-            select(Group.id).where(*others, Group.external_id == group.external_id)
-        ):
-            raise Conflict(
-                f"a group with externalId '{group.external_id}' already exists in this tenant"
-            )

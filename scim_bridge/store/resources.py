@@ -6,7 +6,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..models import Group, User, UserValue
-from .schema import (
+from ..scim.formats import etag, fold, iso
+from ..scim.schema import (
     CORE_GROUP,
     CORE_USER,
     ENTERPRISE,
@@ -27,14 +28,6 @@ _ENTERPRISE_SCALARS = tuple(
     (a.name, a.column) for a in ENTERPRISE.attributes if a.type != "complex" and a.column
 )
 _VALUE_SUBS: dict[str, Attribute] = {a.name: a for a in USER.attributes if a.multi_valued}
-
-
-def iso(moment: Any) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
-
-
-def etag(version: int) -> str:
-    return f'W/"{version}"'
 
 
 def user_to_document(
@@ -179,8 +172,3 @@ def _member_json(user_id: str, display: str | None, base_url: str) -> dict[str, 
     if display is not None:
         member["display"] = display
     return member
-
-
-def fold(text: str | None) -> str:
-    """Case folding for caseExact=false keys; Python-side so every backend agrees."""
-    return (text or "").lower()

@@ -1,0 +1,42 @@
+"""Response bodies every surface shares: SCIM JSON, and errors rendered once, in the format
+of the surface (a SCIM Error under ``/scim/v2``, JSON ``{"error", "error_description"}``
+elsewhere)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import Response, jsonify, request
+
+from ..errors import BridgeError
+from ..scim.schema import ERROR
+
+SCIM_JSON = "application/scim+json"
+
+
+def is_scim() -> bool:
+    return request.path.startswith("/scim/v2")
+
+
+def scim_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(json.dumps(body), status=status, headers=headers, mimetype=SCIM_JSON)
+
+
+def render_error(error: BridgeError) -> Response:
+    """The one renderer of every error, SCIM or JSON by the request's surface."""
+    if is_scim():
+        body: dict[str, Any] = {"schemas": [ERROR], "status": str(error.status),
+                                "detail": error.detail}
+        if error.scim_type:
+            body["scimType"] = error.scim_type
+        response = scim_response(body, error.status)
+    else:
+        response = jsonify({"error": error.error, "error_description": error.detail})
+        response.status_code = error.status
+    if error.status == 401:
+        response.headers["WWW-Authenticate"] = (
+            'Bearer realm="scim-bridge", error="invalid_token"' if is_scim()
+            else f'Bearer error="{error.error}"'
+        )
+    return response
