@@ -2,14 +2,8 @@
 filters that PATCH paths such as ``emails[type eq "work"].value`` need. The SQL twin of these
 rules is store/filters.py; both share the operand checks and relations defined here.
 
-- Shorthands: a complex attribute without a sub-attribute means its ``value`` (``emails co
-  "x"``, ``manager eq "id"``), which also covers Entra's malformed ``emails[type eq "work"] eq
-  "x"`` (idp-quirks C5).
-- Absent values: ``ne`` and ``not (...)`` match resources where the attribute has no value,
-  so that ``x ne v`` is exactly ``not (x eq v)`` (SQL alone would drop NULL rows). A
-  multi-valued attribute matches when any one of its values does.
-- Case: caseExact=false strings compare folded; folded key columns are used where they exist,
-  so ``userName eq`` is a lookup in the (tenant, user_name_key) unique index.
+An absent value matches only ``ne`` (so ``x ne v`` is exactly ``not (x eq v)``), and
+caseExact=false strings compare folded.
 """
 
 from __future__ import annotations
