@@ -191,9 +191,13 @@ class KeyRing:
         self._public[kid] = (key, until)
         return key
 
-    def verify(self, session: Session, token: str, issuer: str) -> dict[str, Any]:
-        """The claims of a session token signed by a published key; else ``InvalidToken``."""
-        return self._verifier.verify(token, lambda kid: self.public_key(session, kid), issuer)
+    def verify(
+        self, db: Session, token: str, issuer: str, now: dt.datetime
+    ) -> dict[str, Any]:
+        """The claims of a session token signed by a published key and valid at ``now``;
+        else ``InvalidToken``."""
+        return self._verifier.verify(token, lambda kid: self.public_key(db, kid), issuer,
+                                     now=now.timestamp())
 
     def jwks(self, session: Session) -> dict[str, Any]:
         """The JWK Set (RFC 7517 §5): public members only."""
