@@ -48,7 +48,7 @@ def create_session() -> tuple[Response, int]:
     wanted = sessions.parse_request(
         json_body(), default_ttl=config.default_session_ttl, max_ttl=config.max_session_ttl
     )
-    issued = sessions.create_session(db(), keyring(), wanted, base_url(), config.clock())
+    issued = sessions.create_session(db(), keyring(), wanted, _issuer(), config.clock())
     user = issued.user
     return jsonify({
         "session_id": issued.row.id,
@@ -67,8 +67,14 @@ def create_session() -> tuple[Response, int]:
 def introspect() -> Response:
     token = _token_parameter()
     return jsonify(
-        sessions.introspect(db(), keyring(), token, base_url(), settings().clock())
+        sessions.introspect(db(), keyring(), token, _issuer(), settings().clock())
     )
+
+
+def _issuer() -> str:
+    """The deployment's issuer (cached by the key ring); the request's host only for an app
+    that ``scim-bridge serve`` did not start and that has no ``SCIM_BRIDGE_PUBLIC_URL``."""
+    return keyring().issuer(db()) or base_url()
 
 
 def _token_parameter() -> Any:
