@@ -25,9 +25,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     observability.init_app(app)  # first: every later hook and error sees the request id
     app.before_request(reject_nul_in_url)
     errors.init_app(app)
-    # after_request hooks run last-registered first: commit, then log the final status.
-    request_log.init_app(app)
-    transaction.init_app(app)
     for blueprint in (scim.bp, health.bp, sessions.bp, admin.bp, well_known.bp):
         app.register_blueprint(blueprint)
+    # after_request hooks run last-registered first: commit, then log the final status, then
+    # the blueprints' app-wide hooks (headers) and the request id see the final response.
+    request_log.init_app(app)
+    transaction.init_app(app)
     return app

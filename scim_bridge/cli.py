@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -47,15 +48,29 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
 
     settings = _settings()
     public_url = settings.public_url or f"http://{host}:{port}"
-    first = migrate.bootstrap(settings.database_url)
+    if not settings.public_url and not _is_loopback(host):
+        click.echo(f"warning: serving on {host} without SCIM_BRIDGE_PUBLIC_URL: session tokens "
+                   "name the issuer stored on this deployment's first start; set "
+                   "SCIM_BRIDGE_PUBLIC_URL to the URL applications use", err=True)
+    first = migrate.bootstrap(settings.database_url, public_url,
+                              configured=settings.public_url is not None)
     if first is not None:
         click.echo(f"SCIM base URL: {public_url.rstrip('/')}/scim/v2")
         click.echo(f"SCIM token:    {first.scim_token}")
         click.echo(f"Admin token:   {first.admin_token}")
         click.echo("These tokens are shown once; only their hashes are stored.")
     sys.stdout.flush()
-    run(settings.with_(public_url=public_url), host=host, port=port, workers=workers,
-        threads=threads)
+    # Without SCIM_BRIDGE_PUBLIC_URL the workers sign with the stored issuer (KeyRing.issuer).
+    run(settings, host=host, port=port, workers=workers, threads=threads)
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 @main.group()

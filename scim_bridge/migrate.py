@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,8 +12,10 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from .db import make_engine, write_transaction
+from .revocation.issuer import keep_issuer
 from .services import tokens
 
+log = logging.getLogger(__name__)
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
 
@@ -56,12 +59,18 @@ class FirstStart:
     admin_token: str
 
 
-def bootstrap(url: str) -> FirstStart | None:
-    """Migrate, make sure the default tenant exists, and on an empty database create the
-    first SCIM and admin tokens (returned once, to be printed once)."""
+def bootstrap(url: str, issuer: str, *, configured: bool = False) -> FirstStart | None:
+    """Migrate, make sure the default tenant exists, keep the token issuer (stored on first
+    start; replaced when ``configured`` by ``SCIM_BRIDGE_PUBLIC_URL``), and on an empty
+    database create the first SCIM and admin tokens (returned once, to be printed once)."""
     upgrade(url)
-    with write_transaction(url) as session:
-        return _first_start(session)
+    with write_transaction(url) as db:
+        issuer = issuer.rstrip("/")
+        before = keep_issuer(db, issuer, replace=configured)
+        if configured and before is not None and before != issuer:
+            log.warning("the token issuer changes from %s to %s (SCIM_BRIDGE_PUBLIC_URL); "
+                        "sessions signed with the old issuer are no longer active", before, issuer)
+        return _first_start(db)
 
 
 def _first_start(session: Session) -> FirstStart | None:

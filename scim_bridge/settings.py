@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
 DEFAULT_DATABASE_URL = "sqlite:///./scim-bridge.db"
@@ -13,6 +14,10 @@ def _bool(raw: str | None, default: bool) -> bool:
     if raw is None or raw == "":
         return default
     return raw.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
 
 
 @dataclass(frozen=True)
@@ -32,6 +37,8 @@ class Settings:
     #: PEM file with an EC P-256 private key; by default a key is generated and kept in the DB.
     signing_key_file: str | None = None
     sqlite_busy_timeout_ms: int = 30_000
+    #: "Now" (aware UTC) for session expiry and token times; tests pass a clock they move.
+    clock: Callable[[], dt.datetime] = utc_now
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

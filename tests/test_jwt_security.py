@@ -1,5 +1,7 @@
 """Forged, altered, expired and foreign tokens are all ``{"active": false}``; the JWKS publishes
-public keys only; rotation keeps old tokens valid until they expire."""
+public keys only; rotation keeps old tokens valid until they expire. Tokens signed with the
+bridge's own key are still checked claim by claim: times must be numbers, ``iat`` and ``nbf``
+not in the future, and no ``crit`` header."""
 
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from scim_bridge.cli import main as cli
 from scim_bridge.models import SigningKey
 from scim_bridge.revocation.keys import KeyRing
 
+from .clock import Clock
 from .conftest import PUBLIC_URL
 from .scimdata import create_user
 from .sessionkit import introspect, is_active, sessions_client, start_session
@@ -51,8 +54,8 @@ def _segment(value: dict) -> str:
 
 def _bridge_key(app, kid: str) -> str:
     """The bridge's own private key: tokens it signs must still be checked claim by claim."""
-    with app.extensions["scim_bridge"].sessions() as session:
-        return session.scalar(select(SigningKey.private_pem).where(SigningKey.kid == kid))
+    with app.extensions["scim_bridge"].sessions() as db:
+        return db.scalar(select(SigningKey.private_pem).where(SigningKey.kid == kid))
 
 
 def _jwks(anonymous) -> list[dict]:
@@ -103,9 +106,103 @@ def test_a_changed_payload_is_inactive(api, issued, change):
     assert introspect(api, forged) == {"active": False}
 
 
-def _signed_by_bridge(app, issued, claims: dict) -> str:
+def _signed_by_bridge(app, issued, claims: dict, **header) -> str:
     key = _bridge_key(app, issued["header"]["kid"])
-    return jwt.encode(claims, key, algorithm="ES256", headers={"kid": issued["header"]["kid"]})
+    return jwt.encode(claims, key, algorithm="ES256",
+                      headers={"kid": issued["header"]["kid"], **header})
+
+
+def _inactive_every_time(api, token: str) -> None:
+    """Inactive at the first introspection and at the repeat (which the verifier caches)."""
+    for _ in range(2):
+        response = api.post("/sessions/introspect", data={"token": token})
+        assert response.status_code == 200, response.text
+        assert response.json() == {"active": False}
+
+
+#: Claim changes, as functions of the genuine ``iat``, that a token the bridge signed must not
+#: survive. python-jose alone takes ``int(value)``: it accepts "1700000000" and true, and
+#: raises OverflowError (a 500) on Infinity.
+BAD_TIMES = {
+    "string-exp": lambda iat: {"exp": str(iat + 3600)},
+    "string-iat": lambda iat: {"iat": str(iat)},
+    "string-nbf": lambda iat: {"nbf": str(iat)},
+    "bool-exp": lambda iat: {"exp": True},
+    "bool-iat": lambda iat: {"iat": True},
+    "bool-nbf": lambda iat: {"nbf": False},
+    "null-nbf": lambda iat: {"nbf": None},
+    "infinite-exp": lambda iat: {"exp": float("inf")},
+    "infinite-iat": lambda iat: {"iat": float("inf")},
+    "nan-exp": lambda iat: {"exp": float("nan")},
+    "future-iat": lambda iat: {"iat": iat + 3600},
+    "future-nbf": lambda iat: {"nbf": iat + 3600},
+    "iat-beyond-skew": lambda iat: {"iat": iat + 120},
+    "nbf-beyond-skew": lambda iat: {"nbf": iat + 120},
+    "exp-now": lambda iat: {"exp": iat},
+}
+
+
+@pytest.mark.parametrize("change", list(BAD_TIMES.values()), ids=list(BAD_TIMES))
+def test_bridge_signed_tokens_with_bad_times_are_inactive_every_time(app, api, issued, change):
+    claims = {**issued["claims"], **change(issued["claims"]["iat"])}
+    _inactive_every_time(api, _signed_by_bridge(app, issued, claims))
+    assert is_active(api, _signed_by_bridge(app, issued, issued["claims"]))
+
+
+@pytest.mark.parametrize(
+    "crit",
+    [{"crit": ["exp"]}, {"crit": ["urn:example:ext"], "urn:example:ext": True}, {"crit": []},
+     {"crit": "exp"}],
+    ids=["registered-claim", "extension", "empty", "not-a-list"],
+)
+def test_a_crit_header_is_inactive(app, api, issued, crit):
+    """RFC 7515 §4.1.11: this bridge understands no extension, so no ``crit`` token is valid."""
+    _inactive_every_time(api, _signed_by_bridge(app, issued, issued["claims"], **crit))
+
+
+@pytest.mark.parametrize(
+    "change",
+    [lambda iat: {"iat": iat + 30}, lambda iat: {"nbf": iat + 30}, lambda iat: {"nbf": iat},
+     lambda iat: {"exp": iat + 3600.5, "iat": iat + 0.25}],
+    ids=["iat-within-skew", "nbf-within-skew", "nbf-now", "float-times"],
+)
+def test_times_within_the_clock_skew_and_fractional_times_are_accepted(app, api, issued,
+                                                                        change):
+    """Another instance's clock may run up to 60 s fast; NumericDates may be fractional."""
+    token = _signed_by_bridge(app, issued, {**issued["claims"], **change(issued["claims"]["iat"])})
+    assert is_active(api, token)
+    assert is_active(api, token)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def settings(settings, clock):
+    return settings.with_(clock=clock)
+
+
+def test_the_token_expiry_is_checked_against_the_apps_clock(app, api, issued, clock):
+    """A token whose ``exp`` is before its session row's expiry ends at its ``exp``, also
+    when the verifier has already cached it."""
+    iat = clock.timestamp()
+    short = _signed_by_bridge(app, issued, {**issued["claims"], "iat": iat, "exp": iat + 10})
+    assert is_active(api, short)
+    clock.advance(9)
+    assert is_active(api, short)
+    clock.advance(1)
+    _inactive_every_time(api, short)
+    assert is_active(api, issued["token"])
+
+
+def test_a_future_iat_is_judged_by_the_apps_clock(app, api, issued, clock):
+    iat = clock.timestamp()
+    early = _signed_by_bridge(app, issued, {**issued["claims"], "iat": iat + 600})
+    _inactive_every_time(api, early)
+    clock.advance(600)
+    assert is_active(api, early)
 
 
 @pytest.mark.parametrize(
@@ -146,7 +243,8 @@ def test_another_key_is_inactive_whatever_kid_it_claims(api, issued):
     "garbage",
     ["", "abc", "a.b.c", "....", "a" * 20000, "eyJhbGciOiJFUzI1NiJ9.e30.AAAA",
      f"{_segment([1])}.{_segment({})}.", "\x00\x01", "Bearer x.y.z", "ü.ö.ä",
-     f"{_segment({'alg': 'ES256', 'kid': ['x']})}.{_segment({})}.AA"],
+     f"{_segment({'alg': 'ES256', 'kid': ['x']})}.{_segment({})}.AA",
+     f"{_b64(b'[' * 3000 + b']' * 3000)}.{_segment({})}.AA"],
 )
 def test_garbage_is_inactive(api, garbage):
     assert introspect(api, garbage) == {"active": False}

@@ -3,14 +3,24 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from jose import jwt
 
+from .clock import Clock
 from .conftest import PUBLIC_URL, http_client, make_token
 from .scimdata import create_group, create_user, patch
 from .sessionkit import admin_client, events, introspect, is_active, start_session
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def settings(settings, clock):
+    """The app's "now" is a clock these tests move: expiry without sleeping."""
+    return settings.with_(clock=clock)
 
 
 @pytest.fixture
@@ -179,10 +189,45 @@ def test_bad_json_is_a_400(api):
     assert response.json()["error"] == "invalid_syntax"
 
 
-def test_an_expired_session_is_inactive(api, ann):
-    token = start_session(api, user_id=ann["id"], ttl_seconds=1)["token"]
-    time.sleep(2.1)
-    assert introspect(api, token) == {"active": False}
+def test_a_session_is_active_until_the_moment_it_expires(api, ann, clock):
+    body = start_session(api, user_id=ann["id"], ttl_seconds=60)
+    assert jwt.get_unverified_claims(body["token"])["iat"] == clock.timestamp()
+    clock.advance(59)
+    assert is_active(api, body["token"])
+    clock.advance(1)
+    assert introspect(api, body["token"]) == {"active": False}
+    assert introspect(api, body["token"]) == {"active": False}
+
+
+def _no_store(response) -> None:
+    assert response.headers.get("cache-control") == "no-store", (
+        response.status_code, dict(response.headers))
+
+
+def test_every_sessions_answer_is_never_cached(app, api, anonymous, scim_token, ann):
+    """RFC 6749 §5.1, RFC 7662 §2.2: a token, or its state, in any answer and any error."""
+    created = api.post("/sessions", json={"client": "web", "user_id": ann["id"]})
+    assert created.status_code == 201
+    token, sid = created.json()["token"], created.json()["session_id"]
+    with http_client(app, scim_token, "/api/v1") as wrong_scope:
+        answers = {
+            201: created,
+            200: api.post("/sessions/introspect", data={"token": token}),
+            204: api.delete(f"/sessions/{sid}"),
+            400: api.post("/sessions", json={"client": "web"}),
+            401: anonymous.post("/api/v1/sessions/introspect", data={"token": token}),
+            403: wrong_scope.post("/sessions/introspect", data={"token": token}),
+            404: api.delete("/sessions/no-such-session"),
+            405: api.get("/sessions"),
+            413: api.post("/sessions/introspect", content=b"x" * 2_000_000,
+                          headers={"Content-Type": "application/json"}),
+        }
+    for status, response in answers.items():
+        assert response.status_code == status, (status, response.text)
+        _no_store(response)
+    _no_store(api.post("/sessions/introspect", data={"token": "not-a-token"}))
+    _no_store(api.post("/sessions/introspect", json={"token": 42}))
+    _no_store(api.post("/sessions/", json={"client": "web", "user_id": "nobody"}))
 
 
 def test_logout_ends_the_session_and_is_recorded(app, api, ann):

@@ -2,6 +2,8 @@
 
 The sessions token serves every tenant. Introspection (RFC 7662) runs in a reading
 transaction, so it never queues behind SCIM writers; it still reads committed state only.
+Every answer under this prefix, errors included, is ``Cache-Control: no-store``: it carries
+a token or a token's state (RFC 6749 §5.1, RFC 7662 §2.2).
 """
 
 from __future__ import annotations
@@ -18,7 +20,16 @@ from ..scim.formats import iso
 from .context import base_url, bridge, json_body, settings
 from .transaction import db
 
-bp = Blueprint("sessions", __name__, url_prefix="/api/v1/sessions")
+PREFIX = "/api/v1/sessions"
+bp = Blueprint("sessions", __name__, url_prefix=PREFIX)
+
+
+@bp.after_app_request
+def _never_cached(response: Response) -> Response:
+    """App-wide, so routing errors (404, 405) and 413s under the prefix get it too."""
+    if request.path == PREFIX or request.path.startswith(f"{PREFIX}/"):
+        response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @bp.before_request
@@ -37,7 +48,7 @@ def create_session() -> tuple[Response, int]:
     wanted = sessions.parse_request(
         json_body(), default_ttl=config.default_session_ttl, max_ttl=config.max_session_ttl
     )
-    issued = sessions.create_session(db(), bridge().keys, wanted, base_url())
+    issued = sessions.create_session(db(), bridge().keys, wanted, _issuer(), config.clock())
     user = issued.user
     return jsonify({
         "session_id": issued.row.id,
@@ -54,10 +65,16 @@ def create_session() -> tuple[Response, int]:
 
 @bp.post("/introspect")
 def introspect() -> Response:
-    result = sessions.introspect(db(), bridge().keys, _token_parameter(), base_url())
-    response = jsonify(result)
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    token = _token_parameter()
+    return jsonify(
+        sessions.introspect(db(), bridge().keys, token, _issuer(), settings().clock())
+    )
+
+
+def _issuer() -> str:
+    """The deployment's issuer (cached by the key ring); the request's host only for an app
+    that ``scim-bridge serve`` did not start and that has no ``SCIM_BRIDGE_PUBLIC_URL``."""
+    return bridge().keys.issuer(db()) or base_url()
 
 
 def _token_parameter() -> Any:

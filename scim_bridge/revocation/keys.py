@@ -24,6 +24,7 @@ from ..errors import BridgeError, Conflict
 from ..models import SigningKey
 from ..settings import Settings
 from . import jose
+from .issuer import stored_issuer
 
 
 class KeyUnavailable(BridgeError):
@@ -125,6 +126,10 @@ class KeyRing:
         self._lock = threading.Lock()
         self._ready = False
         self._verifier = jose.Verifier()
+        self._public_url = settings.public_url
+        #: The stored issuer, read once per process (introspection is the hot path).
+        self._stored_issuer: str | None = None
+        self._issuer_read = False
 
     def prepare(self) -> None:
         """Make sure a key is active, in a short transaction of its own.
@@ -191,9 +196,24 @@ class KeyRing:
         self._public[kid] = (key, until)
         return key
 
-    def verify(self, session: Session, token: str, issuer: str) -> dict[str, Any]:
-        """The claims of a session token signed by a published key; else ``InvalidToken``."""
-        return self._verifier.verify(token, lambda kid: self.public_key(session, kid), issuer)
+    def issuer(self, db: Session) -> str | None:
+        """The ``iss`` this instance signs and verifies with: ``SCIM_BRIDGE_PUBLIC_URL`` if
+        set, else the deployment's stored issuer (read once); ``None`` when neither exists
+        (an app not started by ``scim-bridge serve``)."""
+        if self._public_url:
+            return self._public_url.rstrip("/")
+        if not self._issuer_read:
+            self._stored_issuer = stored_issuer(db)
+            self._issuer_read = True
+        return self._stored_issuer
+
+    def verify(
+        self, db: Session, token: str, issuer: str, now: dt.datetime
+    ) -> dict[str, Any]:
+        """The claims of a session token signed by a published key and valid at ``now``;
+        else ``InvalidToken``."""
+        return self._verifier.verify(token, lambda kid: self.public_key(db, kid), issuer,
+                                     now=now.timestamp())
 
     def jwks(self, session: Session) -> dict[str, Any]:
         """The JWK Set (RFC 7517 §5): public members only."""

@@ -17,7 +17,7 @@ from typing import Any, TypeGuard
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
-from ..db import new_id, utcnow
+from ..db import new_id
 from ..errors import Forbidden, InvalidValue, NotFound
 from ..events.record import LOGOUT, Cause
 from ..models import DEFAULT_TENANT, AppSession, Group, Membership, Tenant, User
@@ -84,20 +84,20 @@ def _text(value: Any, longest: int) -> TypeGuard[str]:
 
 
 def create_session(
-    session: Session, keys: KeyRing, request: SessionRequest, issuer: str
+    db: Session, keys: KeyRing, request: SessionRequest, issuer: str, now: dt.datetime
 ) -> IssuedSession:
     """Insert the session row and sign its token; 404 unknown user, 403 inactive user.
 
     The user row and memberships are read ``FOR SHARE`` (PostgreSQL), so a concurrent
     deactivation or removal either sees this session and revokes it, or is seen here.
     """
-    user = _find_user(session, request)
+    user = _find_user(db, request)
     if not user.is_active:
         raise UserInactive(f"user '{user.user_name}' is not active; no session can start")
-    tenant_name = session.scalar(select(Tenant.name).where(Tenant.id == user.tenant_id)) or ""
+    tenant_name = db.scalar(select(Tenant.name).where(Tenant.id == user.tenant_id)) or ""
     groups = [
         (group_id, name)
-        for group_id, name in session.execute(
+        for group_id, name in db.execute(
             select(Group.id, Group.display_name)
             .join(Membership, Membership.group_id == Group.id)
             .where(Membership.user_id == user.id)
@@ -105,14 +105,13 @@ def create_session(
             .with_for_update(read=True, of=Membership)
         )
     ]
-    now = utcnow()
     issued_at = int(now.timestamp())
     expires_at = dt.datetime.fromtimestamp(issued_at + request.ttl_seconds, dt.UTC)
     row = AppSession(id=new_id(), tenant_id=user.tenant_id, user_id=user.id,
                      client=request.client, created_at=now, expires_at=expires_at)
-    session.add(row)
-    session.flush()
-    kid, key = keys.signing_key(session)
+    db.add(row)
+    db.flush()
+    kid, key = keys.signing_key(db)
     claims = {
         "iss": issuer,
         "sub": user.id,
@@ -127,26 +126,26 @@ def create_session(
     return IssuedSession(row, jose.sign(claims, key, kid), user, tenant_name, groups)
 
 
-def _find_user(session: Session, request: SessionRequest) -> User:
+def _find_user(db: Session, request: SessionRequest) -> User:
     statement = select(User).with_for_update(read=True)
     if request.identifier == "user_id":
         statement = statement.where(User.id == request.value)
         if request.tenant is not None:
-            statement = statement.where(User.tenant_id == _tenant_id(session, request.tenant))
+            statement = statement.where(User.tenant_id == _tenant_id(db, request.tenant))
     else:
-        tenant_id = _tenant_id(session, request.tenant or DEFAULT_TENANT)
+        tenant_id = _tenant_id(db, request.tenant or DEFAULT_TENANT)
         column = User.user_name_key if request.identifier == "userName" else User.external_id
         value = fold(request.value) if request.identifier == "userName" else request.value
         statement = statement.where(User.tenant_id == tenant_id, column == value)
-    user = session.scalar(statement)
+    user = db.scalar(statement)
     if user is None:
         where = f" in tenant '{request.tenant}'" if request.tenant else ""
         raise NotFound(f"no user with {request.identifier} '{request.value}'{where}")
     return user
 
 
-def _tenant_id(session: Session, name: str) -> int:
-    tenant_id = session.scalar(select(Tenant.id).where(Tenant.name == name))
+def _tenant_id(db: Session, name: str) -> int:
+    tenant_id = db.scalar(select(Tenant.id).where(Tenant.name == name))
     if tenant_id is None:
         raise NotFound(f"no tenant named '{name}'")
     return tenant_id
@@ -167,18 +166,20 @@ _LIVE_SESSION = (
 )
 
 
-def introspect(session: Session, keys: KeyRing, token: Any, issuer: str) -> dict[str, Any]:
-    """RFC 7662 §2.2: the session's current state, or only ``{"active": false}``."""
+def introspect(
+    db: Session, keys: KeyRing, token: Any, issuer: str, now: dt.datetime
+) -> dict[str, Any]:
+    """RFC 7662 §2.2: the session's current state at ``now``, or only ``{"active": false}``."""
     try:
-        claims = keys.verify(session, token, issuer)
+        claims = keys.verify(db, token, issuer, now)
     except jose.InvalidToken:
         return {"active": False}
-    rows = session.connection().execute(_LIVE_SESSION, {"sid": claims["sid"]}).all()
+    rows = db.connection().execute(_LIVE_SESSION, {"sid": claims["sid"]}).all()
     found = rows[0] if rows else None
     if (
         found is None
         or found.revoked_at is not None
-        or found.expires_at <= utcnow()
+        or found.expires_at <= now
         or found.active is False
         or found.user_id != claims["sub"]
     ):
@@ -198,15 +199,15 @@ def introspect(session: Session, keys: KeyRing, token: Any, issuer: str) -> dict
     }
 
 
-def logout(session: Session, session_id: str, actor: str) -> None:
+def logout(db: Session, session_id: str, actor: str) -> None:
     """The user's own logout: revoke one session (idempotent); 404 when it never existed."""
-    found = session.execute(
+    found = db.execute(
         select(AppSession.tenant_id, AppSession.user_id).where(AppSession.id == session_id)
     ).first()
     if found is None:
         raise NotFound(f"no session with id '{session_id}'")
     revoke_user_sessions(
-        session,
+        db,
         tenant_id=found.tenant_id,
         user_ids=[found.user_id],
         cause=Cause(LOGOUT, actor, detail="the user logged out"),
