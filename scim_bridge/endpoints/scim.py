@@ -262,10 +262,10 @@ def bulk_request() -> Response:
     result = bulk.process(
         db(),
         g.actor,
-        json_body(),
+        json_body(allow_nul=True),  # a NUL fails only the operation that holds it
         base_url=_scim_base(),
         max_operations=config.bulk_max_operations,
-        render_user=lambda user: render_users([user], ListQuery())[0],
+        render_user=lambda user, new: render_users([user], ListQuery(), new=new)[0],
         render_group=lambda group: render_groups([group], ListQuery())[0],
     )
     return scim_response(result)
