@@ -21,7 +21,8 @@ def settings() -> Settings:
     return bridge().settings
 
 
-def json_body() -> Any:
+def json_body(*, allow_nul: bool = False) -> Any:
+    """The parsed body; with ``allow_nul`` the caller rejects NUL itself (Bulk, per operation)."""
     raw = request.get_data(cache=True)
     if not raw.strip():
         raise InvalidSyntax("the request body is empty; send a JSON object")
@@ -29,7 +30,7 @@ def json_body() -> Any:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidSyntax(f"the request body is not valid JSON: {exc}") from None
-    if _has_nul(body):
+    if not allow_nul and _has_nul(body):
         raise InvalidSyntax("the request body contains a NUL character, which no value may hold")
     return body
 

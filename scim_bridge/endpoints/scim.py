@@ -176,10 +176,12 @@ def bulk_request() -> Response:
     result = bulk.process(
         db(),
         g.actor,
-        json_body(),
+        json_body(allow_nul=True),  # a NUL fails only the operation that holds it
         base_url=base,
         max_operations=config.bulk_max_operations,
-        render_user=lambda user: resources.render_users(db(), [user], ListQuery(), base)[0],
+        render_user=lambda user, new: resources.render_users(
+            db(), [user], ListQuery(), base, new=new
+        )[0],
         render_group=lambda group: resources.render_groups(db(), [group], ListQuery(), base)[0],
     )
     return scim_response(result)
