@@ -60,25 +60,26 @@ class SchemaNotCurrent(Exception):
 def require_current(url: str) -> None:
     """Raise :class:`SchemaNotCurrent` unless the schema is at the newest revision; changes
     nothing (a missing SQLite file is not created)."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite" and parsed.database:
-        if not Path(parsed.database).exists():
-            raise SchemaNotCurrent(f"there is no database at {Path(parsed.database).resolve()}; "
-                                   "create it with 'scim-bridge db upgrade'")
-    heads = set(ScriptDirectory.from_config(alembic_config(url)).get_heads())
-    engine = make_engine(url)
+    engine = make_engine(url)  # first: it explains a bad driver or SQLite directory
     try:
+        parsed = make_url(url)
+        if parsed.get_backend_name() == "sqlite" and parsed.database:
+            path = Path(parsed.database).resolve()
+            if not path.exists():
+                raise SchemaNotCurrent(f"there is no database at {path}; "
+                                       "create it with 'scim-bridge db upgrade'")
         with engine.connect() as connection:
             current = set(MigrationContext.configure(connection).get_current_heads())
     finally:
         engine.dispose()
+    scripts = ScriptDirectory.from_config(alembic_config(url))
+    heads = set(scripts.get_heads())
     if current == heads:
         return
     if not current:
         raise SchemaNotCurrent("the database has no scim-bridge schema yet; "
                                "run 'scim-bridge db upgrade'")
-    known = {revision.revision for revision in
-             ScriptDirectory.from_config(alembic_config(url)).walk_revisions()}
+    known = {revision.revision for revision in scripts.walk_revisions()}
     if not current <= known:
         raise SchemaNotCurrent(f"the database is at revision {', '.join(sorted(current))}, "
                                "which this scim-bridge does not know; upgrade scim-bridge")
