@@ -379,3 +379,16 @@ def test_version_is_the_package_version():
     assert result.returncode == 0
     assert scim_bridge.__version__ == version("scim-bridge")
     assert result.stdout.strip() == f"scim-bridge, version {scim_bridge.__version__}"
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_a_schema_from_a_newer_version_is_one_line(command, empty_database):
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(empty_database)
+    with engine.begin() as connection:
+        connection.execute(text("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)"))
+        connection.execute(text("INSERT INTO alembic_version VALUES ('9999_from_the_future')"))
+    engine.dispose()
+    result = invoke(COMMANDS[command], DATABASE_URL=empty_database)
+    assert_one_line_exit_2(result, URL_VARIABLE, "9999_from_the_future")
