@@ -51,8 +51,11 @@ class _Main(click.Group):
         except (OperationalError, InterfaceError, DatabaseError) as exc:
             raise OperatorError(_database_problem(ctx, exc)) from None
         except CommandError as exc:  # Alembic: e.g. a revision this version does not know
+            said = _one_line(str(exc))
+            hint = ("; a newer scim-bridge migrated it: upgrade scim-bridge"
+                    if "locate revision" in said else "")
             raise OperatorError(f"{_URL_VARIABLE}={_shown_url(ctx)}: migration failed: "
-                                f"{_one_line(str(exc))}") from None
+                                f"{said}{hint}") from None
 
 
 def _settings() -> Settings:
