@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
-from .app import create_app
+from importlib.metadata import PackageNotFoundError, version
 
-__all__ = ["create_app"]
+try:
+    #: The installed distribution's version; pyproject.toml is its single source.
+    __version__ = version("scim-bridge")
+except PackageNotFoundError:  # run from a source tree that was never installed
+    __version__ = "0+unknown"
+
+from .app import create_app  # noqa: E402  (after __version__, which the CLI imports first)
+
+__all__ = ["__version__", "create_app"]

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from .errors import Forbidden, Unauthorized
 from .models import ApiToken, Tenant
 
-SCOPES = ("scim", "sessions", "admin", "ssf")
+SCOPES = ("scim", "sessions", "admin")
 TOKEN_PREFIX = "sb_"
 
 

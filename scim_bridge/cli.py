@@ -1,52 +1,159 @@
-"""The ``scim-bridge`` command: serve, db, tenant, token."""
+"""The ``scim-bridge`` command: serve, db, tenant, token, keys.
+
+Exit status: 0 on success; 1 when the request itself is refused (a name already taken, no
+such token or tenant); 2 when the configuration or the environment is wrong (a setting, the
+database, the signing key file, a schema that is not migrated). Either way the cause is one
+line on stderr, never a traceback.
+"""
 
 from __future__ import annotations
 
 import ipaddress
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import click
+from alembic.util.exc import CommandError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DatabaseError, InterfaceError, OperationalError
+from sqlalchemy.orm import Session
 
-from .db import write_transaction
+from . import __version__
+from .db import DatabaseUnusable, make_engine, make_sessionmaker, write_transaction
 from .errors import BridgeError
-from .settings import Settings
+from .migrate import SchemaNotCurrent
+from .revocation.keys import SigningKeyFileError
+from .settings import Settings, SettingsError, env_name
+
+T = TypeVar("T")
+_SETTINGS = "scim_bridge.settings"
+_URL_VARIABLE = env_name("database_url")
+
+
+class OperatorError(click.ClickException):
+    """Something the operator fixes in the configuration or the environment."""
+
+    exit_code = 2
+
+
+class _Main(click.Group):
+    """Turns every known configuration or environment failure into one line and status 2."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (SettingsError, SigningKeyFileError) as exc:
+            raise OperatorError(_one_line(str(exc))) from None
+        except SchemaNotCurrent as exc:
+            raise OperatorError(f"{_URL_VARIABLE}={_shown_url(ctx)}: {exc}") from None
+        except DatabaseUnusable as exc:
+            raise OperatorError(f"{_URL_VARIABLE}={_shown_url(ctx)}: {exc}") from None
+        except (OperationalError, InterfaceError, DatabaseError) as exc:
+            raise OperatorError(_database_problem(ctx, exc)) from None
+        except CommandError as exc:  # Alembic: e.g. a revision this version does not know
+            said = _one_line(str(exc))
+            hint = ("; a newer scim-bridge migrated it: upgrade scim-bridge"
+                    if "locate revision" in said else "")
+            raise OperatorError(f"{_URL_VARIABLE}={_shown_url(ctx)}: migration failed: "
+                                f"{said}{hint}") from None
 
 
 def _settings() -> Settings:
-    return Settings.from_env()
+    """The settings, read from the environment once per command."""
+    meta = click.get_current_context().meta
+    if _SETTINGS not in meta:
+        meta[_SETTINGS] = Settings.from_env()
+    settings: Settings = meta[_SETTINGS]
+    return settings
 
 
-def _in_transaction(work: Callable[[Any], Any]) -> Any:
-    """Run ``work(session)`` in one committed transaction; errors become clean CLI errors."""
+def _one_line(text: str) -> str:
+    return " ".join(part.strip() for part in text.splitlines() if part.strip())
+
+
+def _shown_url(ctx: click.Context) -> str:
+    settings: Settings | None = ctx.meta.get(_SETTINGS)
+    if settings is None:
+        return "(unset)"
+    return make_url(settings.database_url).render_as_string(hide_password=True)
+
+
+def _database_problem(ctx: click.Context, exc: DatabaseError | InterfaceError) -> str:
+    """One line: which database, what the driver said, and what to do about it."""
+    said = _one_line(str(exc.orig)).replace("FATAL:  ", "").replace("FATAL: ", "")
+    lowered = said.lower()
+    if "not a database" in lowered or "malformed" in lowered:
+        hint = "the file is not a SQLite database; point the URL at a scim-bridge one or a new file"
+    elif "role" in lowered and "does not exist" in lowered:
+        hint = "create that role in PostgreSQL or put an existing user in the URL"
+    elif "database" in lowered and "does not exist" in lowered:
+        hint = "create the database (createdb NAME) or fix its name in the URL"
+    elif "password" in lowered or "authentication" in lowered:
+        hint = "check the user and password in the URL"
+    elif "readonly" in lowered or "read-only" in lowered or "unable to open" in lowered:
+        hint = "make the database file and its directory writable"
+    else:
+        hint = "make sure the database server is running and reachable at that address"
+    return f"{_URL_VARIABLE}={_shown_url(ctx)}: cannot use the database ({said}); {hint}"
+
+
+def _writing(work: Callable[[Session], T]) -> T:
+    """Migrate, then run ``work(db)`` in one committed transaction."""
     from . import migrate
 
     url = _settings().database_url
     migrate.upgrade(url)
     try:
-        with write_transaction(url) as session:
-            return work(session)
+        with write_transaction(url) as db:
+            return work(db)
     except BridgeError as error:
         raise click.ClickException(error.detail) from None
 
 
-@click.group()
+def _reading(work: Callable[[Session], T]) -> T:
+    """Run ``work(db)`` on a migrated database without changing it (no migration either)."""
+    from . import migrate
+
+    settings = _settings()
+    migrate.require_current(settings.database_url)
+    engine = make_engine(settings.database_url,
+                         busy_timeout_ms=settings.sqlite_busy_timeout_ms)
+    try:
+        with make_sessionmaker(engine)() as db:
+            return work(db)
+    except BridgeError as error:
+        raise click.ClickException(error.detail) from None
+    finally:
+        engine.dispose()
+
+
+def _check_key_file(settings: Settings) -> None:
+    if settings.signing_key_file:
+        from .revocation.keys import load_key_file
+
+        load_key_file(settings.signing_key_file)
+
+
+@click.group(cls=_Main)
+@click.version_option(__version__, "--version", prog_name="scim-bridge")
 def main() -> None:
     """scim-bridge: SCIM 2.0 provisioning that revokes sessions the moment access changes."""
 
 
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8080, show_default=True, type=int)
-@click.option("--workers", default=2, show_default=True, type=int)
-@click.option("--threads", default=4, show_default=True, type=int, help="Threads per worker.")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 256))
+@click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 1024),
+              help="Threads per worker.")
 def serve(host: str, port: int, workers: int, threads: int) -> None:
     """Migrate the database and serve with gunicorn."""
     from . import migrate
     from .server import run
 
     settings = _settings()
+    _check_key_file(settings)  # before anything listens: never a server that cannot sign
     public_url = settings.public_url or f"http://{host}:{port}"
     if not settings.public_url and not _is_loopback(host):
         click.echo(f"warning: serving on {host} without SCIM_BRIDGE_PUBLIC_URL: session tokens "
@@ -73,12 +180,12 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-@main.group()
-def db() -> None:
+@main.group("db")
+def db_group() -> None:
     """Database schema."""
 
 
-@db.command("upgrade")
+@db_group.command("upgrade")
 def db_upgrade() -> None:
     """Apply every pending migration."""
     from . import migrate
@@ -97,7 +204,7 @@ def tenant() -> None:
 def tenant_create(name: str) -> None:
     from .services import tokens
 
-    _in_transaction(lambda session: tokens.create_tenant(session, name))
+    _writing(lambda db: tokens.create_tenant(db, name))
     click.echo(name)
 
 
@@ -107,48 +214,53 @@ def tenant_list() -> None:
 
     from .models import Tenant
 
-    for name in _in_transaction(
-        lambda session: list(session.scalars(select(Tenant.name).order_by(Tenant.id)))
-    ):
+    for name in _reading(lambda db: list(db.scalars(select(Tenant.name).order_by(Tenant.id)))):
         click.echo(name)
 
 
 @main.group()
 def token() -> None:
-    """API tokens (stored hashed)."""
+    """API tokens (stored hashed); names are unique per tenant."""
+
+
+_TENANT_OPTION = click.option("--tenant", "tenant_name", default=None,
+                              help="Tenant (default: 'default').")
 
 
 @token.command("create")
 @click.option("--name", required=True)
-@click.option("--scope", required=True, type=click.Choice(["scim", "sessions", "admin", "ssf"]))
-@click.option("--tenant", "tenant_name", default=None, help="Tenant (default: 'default').")
+@click.option("--scope", required=True, type=click.Choice(["scim", "sessions", "admin"]))
+@_TENANT_OPTION
 def token_create(name: str, scope: str, tenant_name: str | None) -> None:
     """Print only the new token on stdout."""
     from .services import tokens
 
-    click.echo(_in_transaction(lambda s: tokens.create_token(s, name, scope, tenant_name)))
+    click.echo(_writing(lambda db: tokens.create_token(db, name, scope, tenant_name)))
 
 
 @token.command("list")
 def token_list() -> None:
+    """Every token: name, scope, tenant and state, tab-separated."""
     from .services import tokens
 
-    def rows(session: Any) -> list[str]:
+    def rows(db: Session) -> list[str]:
         return [
             f"{t.name}\t{t.scope}\t{t.tenant.name}\t{'revoked' if t.revoked_at else 'active'}"
-            for t in tokens.list_tokens(session)
+            for t in tokens.list_tokens(db)
         ]
 
-    for line in _in_transaction(rows):
+    for line in _reading(rows):
         click.echo(line)
 
 
 @token.command("revoke")
 @click.argument("name")
-def token_revoke(name: str) -> None:
+@_TENANT_OPTION
+def token_revoke(name: str, tenant_name: str | None) -> None:
+    """Revoke the tenant's token called NAME; requests with it get 401 from now on."""
     from .services import tokens
 
-    _in_transaction(lambda session: tokens.revoke_token(session, name))
+    _writing(lambda db: tokens.revoke_token(db, name, tenant_name))
     click.echo(f"revoked {name}")
 
 
@@ -165,8 +277,10 @@ def keys_rotate() -> None:
     """
     from .revocation import keys as signing_keys
 
-    key_file = _settings().signing_key_file
-    retired, new = _in_transaction(lambda session: signing_keys.rotate(session, key_file))
+    settings = _settings()
+    _check_key_file(settings)
+    key_file = settings.signing_key_file
+    retired, new = _writing(lambda db: signing_keys.rotate(db, key_file))
     for kid in retired:
         click.echo(f"retired {kid}")
     click.echo(f"active  {new}")
@@ -178,14 +292,15 @@ def keys_list() -> None:
     from .revocation import keys as signing_keys
 
     settings = _settings()
+    _check_key_file(settings)
 
-    def rows(session: Any) -> list[str]:
+    def rows(db: Session) -> list[str]:
         return [
             f"{key.kid}\t{'retired' if key.retired_at else 'active'}\t{key.created_at:%Y-%m-%d}"
-            for key in signing_keys.published(session, settings.max_session_ttl)
+            for key in signing_keys.published(db, settings.max_session_ttl)
         ]
 
-    for line in _in_transaction(rows):
+    for line in _reading(rows):
         click.echo(line)
 
 

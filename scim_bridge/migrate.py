@@ -8,7 +8,10 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from .db import make_engine, write_transaction
@@ -51,6 +54,40 @@ def upgrade(url: str) -> None:
                 connection.commit()
     finally:
         engine.dispose()
+
+
+class SchemaNotCurrent(Exception):
+    """The database has no schema yet, or an older one; the message says to migrate."""
+
+
+def require_current(url: str) -> None:
+    """Raise :class:`SchemaNotCurrent` unless the schema is at the newest revision; changes
+    nothing (a missing SQLite file is not created)."""
+    engine = make_engine(url)  # first: it explains a bad driver or SQLite directory
+    try:
+        parsed = make_url(url)
+        if parsed.get_backend_name() == "sqlite" and parsed.database:
+            path = Path(parsed.database).resolve()
+            if not path.exists():
+                raise SchemaNotCurrent(f"there is no database at {path}; "
+                                       "create it with 'scim-bridge db upgrade'")
+        with engine.connect() as connection:
+            current = set(MigrationContext.configure(connection).get_current_heads())
+    finally:
+        engine.dispose()
+    scripts = ScriptDirectory.from_config(alembic_config(url))
+    heads = set(scripts.get_heads())
+    if current == heads:
+        return
+    if not current:
+        raise SchemaNotCurrent("the database has no scim-bridge schema yet; "
+                               "run 'scim-bridge db upgrade'")
+    known = {revision.revision for revision in scripts.walk_revisions()}
+    if not current <= known:
+        raise SchemaNotCurrent(f"the database is at revision {', '.join(sorted(current))}, "
+                               "which this scim-bridge does not know; upgrade scim-bridge")
+    raise SchemaNotCurrent(f"the database schema is at revision {', '.join(sorted(current))}, "
+                           f"older than {', '.join(sorted(heads))}; run 'scim-bridge db upgrade'")
 
 
 @dataclass(frozen=True)

@@ -1,19 +1,50 @@
-"""One frozen settings object, read from ``SCIM_BRIDGE_*`` once; tests build their own."""
+"""One frozen settings object, read from ``SCIM_BRIDGE_*`` once; tests build their own.
+
+Every field ``name`` is set by the variable ``SCIM_BRIDGE_<NAME>``. Values are checked when the
+object is built (from the environment or by hand): a bad one raises :class:`SettingsError`,
+whose message names the variable and says what to set instead.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
+from urllib.parse import urlsplit
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+__all__ = ["DEFAULT_DATABASE_URL", "ENV_PREFIX", "Settings", "SettingsError", "env_fields", "env_name"]
 
 DEFAULT_DATABASE_URL = "sqlite:///./scim-bridge.db"
+ENV_PREFIX = "SCIM_BRIDGE_"
+#: Integers are bound as SQL parameters and compared with 32-bit columns: stay inside int32.
+_INT_MAX = 2**31 - 1
+_WHOLE_NUMBER = re.compile(r"[+-]?[0-9]+")
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+_DATABASE_HINT = "use sqlite:///path/to/bridge.db or postgresql+psycopg://user@host:5432/dbname"
 
 
-def _bool(raw: str | None, default: bool) -> bool:
-    if raw is None or raw == "":
-        return default
-    return raw.strip().lower() in {"1", "true", "yes", "on"}
+#: Fields only code sets (tests inject a clock); no variable may replace them.
+_NOT_FROM_ENV = {"clock"}
+
+
+class SettingsError(ValueError):
+    """A setting the bridge cannot use; the message names the variable and the fix."""
+
+
+def env_fields() -> list[str]:
+    """The settings a ``SCIM_BRIDGE_*`` variable sets (all but those only code passes)."""
+    return [field.name for field in fields(Settings) if field.name not in _NOT_FROM_ENV]
+
+
+def env_name(field_name: str) -> str:
+    """The variable that sets a field: ``max_page_size`` -> ``SCIM_BRIDGE_MAX_PAGE_SIZE``."""
+    return ENV_PREFIX + field_name.upper()
 
 
 def utc_now() -> dt.datetime:
@@ -40,25 +71,110 @@ class Settings:
     #: "Now" (aware UTC) for session expiry and token times; tests pass a clock they move.
     clock: Callable[[], dt.datetime] = utc_now
 
+    def __post_init__(self) -> None:
+        for name, (low, high) in _INT_RANGES.items():
+            value = getattr(self, name)
+            if type(value) is not int or not low <= value <= high:
+                raise SettingsError(f"{env_name(name)}={value!r} is out of range; "
+                                    f"set a whole number from {low} to {high}")
+        if self.default_session_ttl > self.max_session_ttl:
+            raise SettingsError(
+                f"{env_name('default_session_ttl')}={self.default_session_ttl} is longer than "
+                f"{env_name('max_session_ttl')}={self.max_session_ttl}; "
+                "lower it or raise the maximum"
+            )
+        if type(self.revoke_on_group_add) is not bool:
+            raise SettingsError(f"{env_name('revoke_on_group_add')} must be true or false")
+        _check_database_url(self.database_url)
+        _check_public_url(self.public_url)
+        if self.signing_key_file is not None and not (
+            isinstance(self.signing_key_file, str) and self.signing_key_file.strip()
+        ):
+            raise SettingsError(f"{env_name('signing_key_file')} must name a PEM file")
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Settings from ``SCIM_BRIDGE_*``; an unset or empty variable keeps the default."""
         env = os.environ if environ is None else environ
-
-        def num(name: str, default: int) -> int:
-            raw = env.get(f"SCIM_BRIDGE_{name}")
-            return int(raw) if raw else default
-
-        return cls(
-            database_url=env.get("SCIM_BRIDGE_DATABASE_URL") or DEFAULT_DATABASE_URL,
-            public_url=(env.get("SCIM_BRIDGE_PUBLIC_URL") or None),
-            default_session_ttl=num("DEFAULT_SESSION_TTL", cls.default_session_ttl),
-            max_session_ttl=num("MAX_SESSION_TTL", cls.max_session_ttl),
-            revoke_on_group_add=_bool(env.get("SCIM_BRIDGE_REVOKE_ON_GROUP_ADD"), False),
-            bulk_max_operations=num("BULK_MAX_OPERATIONS", cls.bulk_max_operations),
-            max_payload_bytes=num("MAX_PAYLOAD_BYTES", cls.max_payload_bytes),
-            request_log_retention=num("REQUEST_LOG_RETENTION", cls.request_log_retention),
-            signing_key_file=env.get("SCIM_BRIDGE_SIGNING_KEY_FILE") or None,
-        )
+        values: dict[str, object] = {}
+        for field in fields(cls):
+            if field.name in _NOT_FROM_ENV:
+                continue
+            raw = env.get(env_name(field.name), "").strip()
+            if not raw:
+                continue
+            if field.name in _INT_RANGES:
+                values[field.name] = _integer(field.name, raw)
+            elif field.name == "revoke_on_group_add":
+                values[field.name] = _boolean(field.name, raw)
+            else:
+                values[field.name] = raw
+        return cls(**values)  # type: ignore[arg-type]
 
     def with_(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
+
+
+#: Inclusive bounds of every integer setting.
+_INT_RANGES: dict[str, tuple[int, int]] = {
+    "default_session_ttl": (1, _INT_MAX),
+    "max_session_ttl": (1, _INT_MAX),
+    "bulk_max_operations": (1, _INT_MAX),
+    "max_payload_bytes": (1024, _INT_MAX),
+    "max_page_size": (1, _INT_MAX),
+    "request_log_retention": (1, _INT_MAX),
+    "sqlite_busy_timeout_ms": (0, _INT_MAX),
+}
+
+
+def _integer(name: str, raw: str) -> int:
+    low, high = _INT_RANGES[name]
+    if not _WHOLE_NUMBER.fullmatch(raw):
+        raise SettingsError(f"{env_name(name)}={raw!r} is not a whole number; "
+                            f"set one from {low} to {high}")
+    return int(raw)
+
+
+def _boolean(name: str, raw: str) -> bool:
+    word = raw.lower()
+    if word in _TRUE:
+        return True
+    if word in _FALSE:
+        return False
+    raise SettingsError(f"{env_name(name)}={raw!r} is not a yes/no value; set true or false")
+
+
+def _check_database_url(url: str) -> None:
+    """The URL parses and names a backend the bridge supports; the driver loads later."""
+    name = env_name("database_url")
+    if not isinstance(url, str) or not url:
+        raise SettingsError(f"{name} is empty; {_DATABASE_HINT}")
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        # The text may hold a password: do not echo it.
+        raise SettingsError(f"{name} is not a database URL; {_DATABASE_HINT}") from None
+    backend = parsed.get_backend_name()
+    if backend not in {"sqlite", "postgresql"}:
+        raise SettingsError(f"{name} names the database '{backend}', which scim-bridge does not "
+                            f"support; {_DATABASE_HINT}")
+    if backend == "sqlite" and parsed.database in (None, "", ":memory:"):
+        raise SettingsError(f"{name} names an in-memory SQLite database, which keeps nothing; "
+                            f"{_DATABASE_HINT}")
+
+
+def _check_public_url(url: str | None) -> None:
+    if url is None:
+        return
+    name = env_name("public_url")
+    try:
+        parts = urlsplit(url) if isinstance(url, str) else None
+        valid = parts is not None and parts.scheme in {"http", "https"} and bool(parts.hostname)
+        valid = valid and parts is not None and not parts.query and not parts.fragment
+        if parts is not None:
+            parts.port  # noqa: B018  (raises ValueError for a bad port)
+    except ValueError:
+        valid = False
+    if not valid:
+        raise SettingsError(f"{name}={url!r} is not a base URL; set the externally visible "
+                            "http(s)://host[:port][/path], without query or fragment")

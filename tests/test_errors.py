@@ -40,7 +40,7 @@ def test_a_revoked_token_is_401(app):
         _is_scim_error(client.get("/Users"), 401)
 
 
-@pytest.mark.parametrize("scope", ["admin", "sessions", "ssf"])
+@pytest.mark.parametrize("scope", ["admin", "sessions"])
 def test_a_token_of_another_scope_is_refused(app, scope):
     token = make_token(app, f"t-{scope}", scope)
     with http_client(app, token, "/scim/v2") as client:

@@ -11,10 +11,15 @@ public half (``private_pem`` empty), and replacing the file retires the previous
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -26,10 +31,67 @@ from ..settings import Settings
 from . import jose
 from .issuer import stored_issuer
 
+log = logging.getLogger(__name__)
+
+#: How an operator makes a key this bridge can use.
+_MAKE_ONE = "openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out FILE"
+
 
 class KeyUnavailable(BridgeError):
     status = 503
     error = "temporarily_unavailable"
+
+
+class SigningKeyFileError(ValueError):
+    """``SCIM_BRIDGE_SIGNING_KEY_FILE`` names a file that is not an EC P-256 private key; the
+    message names the file and how to make a good one."""
+
+
+@dataclass(frozen=True)
+class FileKey:
+    kid: str
+    public_jwk: dict[str, Any]
+    key: jose.Key
+
+
+def load_key_file(path: str) -> FileKey:
+    """Read and check the configured PEM file; :class:`SigningKeyFileError` says what is wrong."""
+    def bad(problem: str) -> SigningKeyFileError:
+        return SigningKeyFileError(
+            f"SCIM_BRIDGE_SIGNING_KEY_FILE {path}: {problem}; point it at an unencrypted "
+            f"EC P-256 private key in PEM ({_MAKE_ONE}) or unset it to keep keys in the database"
+        )
+
+    file = Path(path)
+    try:
+        data = file.read_bytes()
+    except FileNotFoundError:
+        raise bad("no such file") from None
+    except IsADirectoryError:
+        raise bad("is a directory") from None
+    except OSError as exc:
+        raise bad(f"cannot be read ({exc.strerror})") from None
+    if not data.strip():
+        raise bad("the file is empty")
+    try:
+        private = load_pem_private_key(data, password=None)
+    except TypeError:
+        raise bad("the key is encrypted") from None
+    except (ValueError, UnsupportedAlgorithm):
+        raise bad("not a PEM private key") from None
+    if isinstance(private, rsa.RSAPrivateKey):
+        raise bad("an RSA key; session tokens are signed with ES256")
+    if not isinstance(private, ec.EllipticCurvePrivateKey):
+        raise bad(f"a key of type {type(private).__name__.removesuffix('PrivateKey')}, "
+                  "not an EC key")
+    if not isinstance(private.curve, ec.SECP256R1):
+        raise bad(f"an EC key on curve {private.curve.name}, not P-256")
+    try:
+        pem = data.decode("ascii")
+        public = jose.public_jwk(pem)
+        return FileKey(public["kid"], public, jose.key_from_pem(pem))
+    except (UnicodeDecodeError, ValueError):
+        raise bad("not a PEM private key") from None
 
 
 def _active(session: Session) -> SigningKey | None:
@@ -95,8 +157,8 @@ def _insert_new(session: Session) -> SigningKey:
 
 
 def _adopt_file_key(session: Session, key_file: str) -> str:
-    public = jose.public_jwk(Path(key_file).read_text())
-    kid = public["kid"]
+    loaded = load_key_file(key_file)
+    kid, public = loaded.kid, loaded.public_jwk
     session.execute(
         update(SigningKey)
         .where(SigningKey.retired_at.is_(None), SigningKey.kid != kid)
@@ -119,7 +181,7 @@ class KeyRing:
         self._sessions = sessions
         self._max_ttl = settings.max_session_ttl
         self._key_file = settings.signing_key_file
-        self._file_key: tuple[str, jose.Key] | None = None
+        self._file_key: FileKey | None = None
         self._private: dict[str, jose.Key] = {}
         #: kid -> (public key, published until; ``None`` while it was active when cached)
         self._public: dict[str, tuple[jose.Key, dt.datetime | None]] = {}
@@ -152,16 +214,17 @@ class KeyRing:
                     if attempt == 2:
                         raise
                 except (OSError, ValueError) as exc:
-                    raise KeyUnavailable(f"the signing key cannot be loaded: {exc}") from None
+                    # The detail (a file path) is for the operator's log, not for clients.
+                    log.error("the signing key cannot be loaded: %s", exc)
+                    raise KeyUnavailable("the signing key cannot be loaded") from None
             self._ready = True
 
     def signing_key(self, session: Session) -> tuple[str, jose.Key]:
         """(kid, private key) of the currently active key, as ``session`` sees it."""
         if self._key_file:
             if self._file_key is None:
-                pem = Path(self._key_file).read_text()
-                self._file_key = (jose.public_jwk(pem)["kid"], jose.key_from_pem(pem))
-            return self._file_key
+                self._file_key = load_key_file(self._key_file)
+            return self._file_key.kid, self._file_key.key
         kid = session.scalar(
             select(SigningKey.kid)
             .where(SigningKey.retired_at.is_(None))

@@ -11,60 +11,66 @@ from ..errors import Conflict, InvalidValue, NotFound
 from ..models import DEFAULT_TENANT, ApiToken, Tenant
 
 
-def ensure_default_tenant(session: Session) -> Tenant:
-    tenant = session.scalar(select(Tenant).where(Tenant.name == DEFAULT_TENANT))
+def ensure_default_tenant(db: Session) -> Tenant:
+    tenant = db.scalar(select(Tenant).where(Tenant.name == DEFAULT_TENANT))
     if tenant is None:
         tenant = Tenant(name=DEFAULT_TENANT)
-        session.add(tenant)
-        session.flush()
+        db.add(tenant)
+        db.flush()
     return tenant
 
 
-def create_tenant(session: Session, name: str) -> Tenant:
+def create_tenant(db: Session, name: str) -> Tenant:
     name = name.strip()
     if not name:
         raise InvalidValue("a tenant needs a name")
-    if session.scalar(select(Tenant.id).where(Tenant.name == name)) is not None:
+    if db.scalar(select(Tenant.id).where(Tenant.name == name)) is not None:
         raise Conflict(f"tenant '{name}' already exists")
     tenant = Tenant(name=name)
-    session.add(tenant)
-    session.flush()
+    db.add(tenant)
+    db.flush()
     return tenant
 
 
-def get_tenant(session: Session, name: str | None) -> Tenant:
-    tenant = session.scalar(select(Tenant).where(Tenant.name == (name or DEFAULT_TENANT)))
+def get_tenant(db: Session, name: str | None) -> Tenant:
+    tenant = db.scalar(select(Tenant).where(Tenant.name == (name or DEFAULT_TENANT)))
     if tenant is None:
         if not name or name == DEFAULT_TENANT:
-            return ensure_default_tenant(session)
+            return ensure_default_tenant(db)
         raise NotFound(f"no tenant named '{name}'")
     return tenant
 
 
-def create_token(session: Session, name: str, scope: str, tenant: str | None = None) -> str:
+def create_token(db: Session, name: str, scope: str, tenant: str | None = None) -> str:
     """Create a token and return it; only its hash is stored, so this is the one chance."""
     if scope not in SCOPES:
         raise InvalidValue(f"unknown scope '{scope}'; choose one of {', '.join(SCOPES)}")
-    if session.scalar(select(ApiToken.id).where(ApiToken.name == name)) is not None:
-        raise Conflict(f"a token named '{name}' already exists")
-    owner = get_tenant(session, tenant)
+    owner = get_tenant(db, tenant)
+    taken = select(ApiToken.id).where(ApiToken.tenant_id == owner.id, ApiToken.name == name)
+    if db.scalar(taken) is not None:
+        raise Conflict(f"a token named '{name}' already exists in tenant '{owner.name}'")
     token = new_token()
-    session.add(ApiToken(name=name, scope=scope, tenant_id=owner.id, token_hash=hash_token(token)))
-    session.flush()
+    db.add(ApiToken(name=name, scope=scope, tenant_id=owner.id, token_hash=hash_token(token)))
+    db.flush()
     return token
 
 
-def list_tokens(session: Session) -> list[ApiToken]:
-    return list(session.scalars(select(ApiToken).order_by(ApiToken.id)))
+def list_tokens(db: Session) -> list[ApiToken]:
+    """Every tenant's tokens (with their tenant loaded), by tenant then creation."""
+    return list(db.scalars(select(ApiToken).order_by(ApiToken.tenant_id, ApiToken.id)))
 
 
-def revoke_token(session: Session, name: str) -> None:
-    token = session.scalar(select(ApiToken).where(ApiToken.name == name))
+def revoke_token(db: Session, name: str, tenant: str | None = None) -> None:
+    """Revoke the tenant's token called ``name`` (the default tenant's when none is named)."""
+    owner = get_tenant(db, tenant)
+    token = db.scalar(
+        select(ApiToken).where(ApiToken.tenant_id == owner.id, ApiToken.name == name)
+    )
     if token is None:
-        raise NotFound(f"no token named '{name}'")
+        raise NotFound(f"tenant '{owner.name}' has no token named '{name}'")
     token.revoked_at = token.revoked_at or utcnow()
-    session.flush()
+    db.flush()
 
 
-def has_tokens(session: Session) -> bool:
-    return bool(session.scalar(select(func.count()).select_from(ApiToken)))
+def has_tokens(db: Session) -> bool:
+    return bool(db.scalar(select(func.count()).select_from(ApiToken)))
