@@ -10,12 +10,12 @@ the element they do not find (Entra, C18).
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ..errors import InvalidFilter, InvalidPath, InvalidSyntax, InvalidValue, Mutability, NoTarget
-from .documents import coerce
+from .documents import check_value_count, coerce
 from .filters import evaluate
 from .patch_paths import (
     Path,
@@ -118,13 +118,23 @@ def _parse_operation(index: int, raw: Any, resource_type: ResourceType) -> list[
             raise InvalidValue(
                 f"{where}: '{op}' without 'path' needs an object 'value' of attributes"
             )
-        list(expand_pathless(value, resource_type))  # check every key now
+        _check_value_counts(expand_pathless(value, resource_type), resource_type)
         return [Operation(op, None, value)]
     path = parse_path(raw_path, resource_type)
     check_writable(path, resource_type)
     if op != "remove" and "value" not in fields:
         raise InvalidValue(f"{where}: '{op}' needs a 'value'")
+    _check_value_counts([(path, value)], resource_type)
     return [Operation(op, path, value)]
+
+
+def _check_value_counts(pairs: Iterable[tuple[Path, Any]], resource_type: ResourceType) -> None:
+    """An operation listing more values than an attribute may hold is refused as it is read,
+    before the user is locked (the PATCH result is checked again as it is applied)."""
+    for path, value in pairs:
+        attribute = path_attribute(path, resource_type)
+        if attribute.multi_valued and isinstance(value, list):
+            check_value_count(attribute, len(value))
 
 
 def _extension_operations(
@@ -140,7 +150,7 @@ def _extension_operations(
     if value is not None and not isinstance(value, Mapping):
         raise InvalidValue(f"{where}: '{extension.id}' needs an object of its attributes")
     operation = Operation(op, None, {extension.id: value})
-    list(expand_pathless(operation.value, resource_type))  # check every key now
+    _check_value_counts(expand_pathless(operation.value, resource_type), resource_type)
     return [operation]
 
 

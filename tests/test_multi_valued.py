@@ -1,0 +1,174 @@
+"""Multi-valued User attributes: at most MAX_VALUES values each, advertised in /Schemas and
+enforced on POST, PUT, PATCH and Bulk."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from scim_bridge.scim.schema import CORE_USER, MAX_VALUES, USER_VALUE_ATTRIBUTES
+
+from .scimdata import create_group, create_user, patch, user_body
+
+BULK = "urn:ietf:params:scim:api:messages:2.0:BulkRequest"
+ERROR = "urn:ietf:params:scim:api:messages:2.0:Error"
+
+
+def elements(attribute: str, count: int, start: int = 0) -> list[dict[str, Any]]:
+    """``count`` distinct elements of ``attribute`` (addresses have no ``value``)."""
+    if attribute == "addresses":
+        return [{"formatted": f"{n} Main Street", "type": "work"} for n in range(start, count)]
+    return [{"value": f"v{n}@example.com", "type": "work"} for n in range(start, count)]
+
+
+def emails(count: int, start: int = 0) -> list[dict[str, Any]]:
+    return elements("emails", count, start)
+
+
+def assert_too_many(response: Any, attribute: str, count: int) -> None:
+    assert response.status_code == 400, response.text
+    error = response.json()
+    assert error["schemas"] == [ERROR]
+    assert error["scimType"] == "invalidValue"
+    assert f"'{attribute}'" in error["detail"]
+    assert f"at most {MAX_VALUES}" in error["detail"]
+    assert str(count) in error["detail"]
+
+
+def user_names(scim: Any, user_name: str) -> int:
+    listing = scim.get("/Users", params={"filter": f'userName eq "{user_name}"'})
+    return int(listing.json()["totalResults"])
+
+
+# -- the limit ---------------------------------------------------------------------------------
+
+
+def test_every_limited_attribute_advertises_the_limit_in_schemas(scim):
+    user_schema = scim.get(f"/Schemas/{CORE_USER}").json()
+    descriptions = {a["name"]: a["description"] for a in user_schema["attributes"]}
+    for attribute in USER_VALUE_ATTRIBUTES:
+        assert f"at most {MAX_VALUES} values" in descriptions[attribute]
+    assert "at most" not in descriptions["groups"]
+
+
+@pytest.mark.parametrize("attribute", USER_VALUE_ATTRIBUTES)
+def test_post_with_one_value_too_many_is_refused_and_creates_nothing(scim, attribute):
+    body = user_body("many@example.com", **{attribute: elements(attribute, MAX_VALUES + 1)})
+    if attribute != "emails":
+        body.pop("emails")
+    assert_too_many(scim.post("/Users", json=body), attribute, MAX_VALUES + 1)
+    assert user_names(scim, "many@example.com") == 0
+
+
+@pytest.mark.parametrize("attribute", ["emails", "addresses", "phoneNumbers"])
+def test_post_with_exactly_the_limit_keeps_every_value_in_order(scim, attribute):
+    wanted = elements(attribute, MAX_VALUES)
+    body = user_body("full@example.com", **{attribute: wanted})
+    response = scim.post("/Users", json=body)
+    assert response.status_code == 201, response.text
+    assert response.json()[attribute] == wanted
+    assert scim.get(f"/Users/{response.json()['id']}").json()[attribute] == wanted
+
+
+def test_a_huge_list_of_values_is_refused_on_post_put_and_patch(scim):
+    user = create_user(scim, "huge@example.com")
+    huge = emails(10_000)
+    assert_too_many(
+        scim.post("/Users", json=user_body("other@example.com", emails=huge)), "emails", 10_000
+    )
+    assert_too_many(
+        scim.put(f"/Users/{user['id']}", json=user_body("huge@example.com", emails=huge)),
+        "emails",
+        10_000,
+    )
+    for operation in (
+        {"op": "add", "path": "emails", "value": huge},
+        {"op": "replace", "path": "emails", "value": huge},
+        {"op": "add", "value": {"emails": huge}},
+        {"op": "replace", "value": {"EMAILS": huge}},
+    ):
+        assert_too_many(scim.patch(f"/Users/{user['id']}", json=patch(operation)), "emails", 10_000)
+    assert scim.get(f"/Users/{user['id']}").json() == user
+
+
+def test_put_with_one_value_too_many_changes_nothing(scim):
+    user = create_user(scim, "put@example.com", phoneNumbers=elements("phoneNumbers", 3))
+    body = user_body("put@example.com", phoneNumbers=elements("phoneNumbers", MAX_VALUES + 1))
+    response = scim.put(f"/Users/{user['id']}", json=body)
+    assert_too_many(response, "phoneNumbers", MAX_VALUES + 1)
+    assert scim.get(f"/Users/{user['id']}").json() == user
+
+
+def test_put_of_an_unknown_user_with_too_many_values_is_refused_as_a_bad_body(scim):
+    body = user_body("nobody@example.com", emails=emails(MAX_VALUES + 1))
+    assert_too_many(scim.put("/Users/no-such-user", json=body), "emails", MAX_VALUES + 1)
+
+
+def test_patch_adding_one_value_past_the_limit_is_refused_and_changes_nothing(scim):
+    user = create_user(scim, "patch@example.com", emails=emails(MAX_VALUES))
+    for operation in (
+        {"op": "add", "path": "emails", "value": [{"value": "one-more@example.com"}]},
+        {"op": "add", "value": {"emails": [{"value": "one-more@example.com"}]}},
+        {"op": "add", "path": 'emails[type eq "home"].value', "value": "home@example.com"},
+    ):
+        response = scim.patch(f"/Users/{user['id']}", json=patch(operation))
+        assert_too_many(response, "emails", MAX_VALUES + 1)
+    assert scim.get(f"/Users/{user['id']}").json() == user
+
+
+def test_patch_that_stays_within_the_limit_is_applied(scim):
+    user = create_user(scim, "within@example.com", emails=emails(MAX_VALUES))
+    again = {"value": "v7@example.com", "type": "work", "primary": True}  # updates, no growth
+    response = scim.patch(
+        f"/Users/{user['id']}",
+        json=patch(
+            {"op": "remove", "path": 'emails[value eq "v0@example.com"]'},
+            {"op": "add", "path": "emails", "value": [{"value": "new@example.com"}, again]},
+        ),
+    )
+    assert response.status_code == 200, response.text
+    values = [email["value"] for email in response.json()["emails"]]
+    assert len(values) == MAX_VALUES
+    assert values[-1] == "new@example.com"
+    assert response.json()["emails"][6] == again
+
+
+def test_bulk_operation_with_too_many_values_fails_alone(scim):
+    operations = [
+        {
+            "method": "POST",
+            "path": "/Users",
+            "bulkId": "many",
+            "data": user_body("bulk-many@example.com", emails=emails(MAX_VALUES + 1)),
+        },
+        {
+            "method": "POST",
+            "path": "/Users",
+            "bulkId": "fine",
+            "data": user_body("bulk-fine@example.com", emails=emails(MAX_VALUES)),
+        },
+    ]
+    response = scim.post("/Bulk", json={"schemas": [BULK], "Operations": operations})
+    assert response.status_code == 200, response.text
+    too_many, fine = response.json()["Operations"]
+    assert too_many["status"] == "400"
+    assert too_many["response"]["scimType"] == "invalidValue"
+    assert f"at most {MAX_VALUES}" in too_many["response"]["detail"]
+    assert fine["status"] == "201"
+    assert user_names(scim, "bulk-many@example.com") == 0
+    assert user_names(scim, "bulk-fine@example.com") == 1
+
+
+def test_group_members_are_not_limited(scim):
+    member_ids = [
+        create_user(scim, f"member{n}@example.com")["id"] for n in range(MAX_VALUES + 20)
+    ]
+    group = create_group(scim, "Big", member_ids)
+    response = scim.patch(
+        f"/Groups/{group['id']}",
+        json=patch({"op": "add", "path": "members", "value": [{"value": i} for i in member_ids]}),
+    )
+    assert response.status_code in (200, 204), response.text
+    members = scim.get(f"/Groups/{group['id']}").json()["members"]
+    assert {member["value"] for member in members} == set(member_ids)
