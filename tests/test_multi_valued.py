@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from scim_bridge.scim.schema import CORE_USER, MAX_VALUES, USER_VALUE_ATTRIBUTES
+from scim_bridge.scim.patch import apply_operations, parse_patch_request
+from scim_bridge.scim.schema import CORE_USER, MAX_VALUES, USER_TYPE, USER_VALUE_ATTRIBUTES
 
 from .scimdata import create_group, create_user, patch, user_body
 
@@ -172,3 +173,43 @@ def test_group_members_are_not_limited(scim):
     assert response.status_code in (200, 204), response.text
     members = scim.get(f"/Groups/{group['id']}").json()["members"]
     assert {member["value"] for member in members} == set(member_ids)
+
+
+# -- PATCH identity of elements (pure protocol; lookups by hash, same results) -----------------
+
+HOME = {"value": "a@example.com", "type": "home"}
+WORK = {"value": "a@example.com", "type": "work"}
+STREET = {"formatted": "1 Main Street", "type": "work"}
+
+
+@pytest.mark.parametrize(
+    ("attribute", "existing", "added", "expected"),
+    [
+        ("emails", [WORK], [WORK], [WORK]),
+        ("emails", [WORK], [HOME], [WORK, HOME]),
+        ("emails", [WORK], [{**WORK, "display": "A"}], [{**WORK, "display": "A"}]),
+        ("emails", [WORK], [HOME, HOME], [WORK, HOME]),
+        ("addresses", [STREET], [STREET], [STREET]),
+        ("addresses", [STREET], [{**STREET, "type": "home"}], [STREET, {**STREET, "type": "home"}]),
+    ],
+    ids=["same-pair", "other-type", "same-pair-updates", "repeated-entry", "same-address",
+         "other-address"],
+)
+def test_add_updates_the_element_it_names_and_appends_the_others(
+    attribute, existing, added, expected
+):
+    operations = parse_patch_request(
+        patch({"op": "add", "path": attribute, "value": added}), USER_TYPE
+    )
+    result = apply_operations({"userName": "u", attribute: existing}, operations, USER_TYPE)
+    assert result[attribute] == expected
+
+
+def test_remove_by_value_list_removes_exactly_the_listed_elements():
+    existing = [WORK, {"value": "b@example.com"}, {"value": "c@example.com"}]
+    operations = parse_patch_request(
+        patch({"op": "remove", "path": "emails", "value": [{"value": "b@example.com"}, WORK]}),
+        USER_TYPE,
+    )
+    result = apply_operations({"userName": "u", "emails": existing}, operations, USER_TYPE)
+    assert result["emails"] == [{"value": "c@example.com"}]

@@ -84,6 +84,7 @@ def _coerce_complex(attribute: Attribute, value: Any) -> dict[str, Any] | None:
 
 def _coerce_multi(attribute: Attribute, items: list[Any]) -> list[dict[str, Any]] | None:
     entries: list[dict[str, Any]] = []
+    seen: set[frozenset[tuple[str, Any]]] = set()  # a set: 100k group members stay linear
     seen_primary = False
     for item in items:
         if item is None:
@@ -98,12 +99,13 @@ def _coerce_multi(attribute: Attribute, items: list[Any]) -> list[dict[str, Any]
             coerced = coerce(sub, raw)
             if coerced is not None:
                 entry[sub.name] = coerced
-        if not entry or entry in entries:
+        if not entry or frozenset(entry.items()) in seen:
             continue
         if entry.get("primary") is True:
             if seen_primary:
                 entry["primary"] = False
             seen_primary = True
+        seen.add(frozenset(entry.items()))
         entries.append(entry)
     return entries or None
 

@@ -245,7 +245,8 @@ def _apply_multi(
             if path.value_filter is None or evaluate(path.value_filter, item, attribute)
         ]
         if op == "remove" and path.sub_attribute is None:
-            items = [item for item in items if not _contains(selected, item)]
+            doomed = {_key(item) for item in selected}
+            items = [item for item in items if _key(item) not in doomed]
         elif selected or op == "remove":
             touched = _update_elements(selected, op, path, attribute, value)
         elif value not in (None, ""):
@@ -316,22 +317,32 @@ def _filter_labels(path: Path, attribute: Attribute) -> dict[str, Any] | None:
 def _appended(items: list[dict[str, Any]], new: list[dict[str, Any]]) -> tuple[list, list]:
     """Add appends (RFC 7644 §3.5.2.1); an entry with the value and type of one already
     there updates it instead (Okta: never repeat a value+type pair, idp-quirks B16).
-    Returns (all elements, the added or updated ones)."""
+    Returns (all elements, the added or updated ones). One dict lookup per entry."""
+    first_by_identity: dict[Any, dict[str, Any]] = {}
+    for item in items:
+        first_by_identity.setdefault(_identity(item), item)
     touched = []
     for entry in new:
-        same = next((item for item in items if _same_value(item, entry)), None)
+        same = first_by_identity.get(_identity(entry))
         if same is None:
             items.append(entry)
-            same = entry
-        same.update(entry)
+            first_by_identity[_identity(entry)] = same = entry
+        same.update(entry)  # an identity is value+type or the whole entry: update keeps it
         touched.append(same)
     return items, touched
 
 
-def _same_value(item: dict[str, Any], entry: dict[str, Any]) -> bool:
-    if "value" not in entry:
-        return item == entry
-    return item.get("value") == entry["value"] and item.get("type") == entry.get("type")
+def _identity(item: dict[str, Any]) -> Any:
+    """What makes two elements the same one: value and type, or (without a value, as in
+    ``addresses``) every sub-attribute."""
+    if "value" in item:
+        return ("value", item["value"], item.get("type"))
+    return ("whole", _key(item))
+
+
+def _key(item: dict[str, Any]) -> frozenset[tuple[str, Any]]:
+    """An element as a hashable set of its (sub-attribute, value) pairs, for equality."""
+    return frozenset(item.items())
 
 
 def _without(items: list[dict[str, Any]], value: Any, attribute: Attribute) -> list[dict]:
@@ -344,20 +355,18 @@ def _without(items: list[dict[str, Any]], value: Any, attribute: Attribute) -> l
             raise InvalidValue(f"each '{attribute.name}' element to remove must name its value")
         doomed.append(entries[0])
     values = {entry["value"] for entry in doomed if "value" in entry}
+    doomed_keys = {_key(entry) for entry in doomed}
     return [
-        item for item in items if item.get("value") not in values and not _contains(doomed, item)
+        item for item in items if item.get("value") not in values and _key(item) not in doomed_keys
     ]
-
-
-def _contains(items: list[dict[str, Any]], item: dict[str, Any]) -> bool:
-    return any(candidate is item or candidate == item for candidate in items)
 
 
 def _keep_one_primary(items: list[dict[str, Any]], touched: list[dict[str, Any]]) -> None:
     """A new or changed primary element takes primary from the others (RFC 7643 §2.4)."""
     if any(item.get("primary") is True for item in touched):
+        touched_ids = {id(item) for item in touched}
         for item in items:
-            if item.get("primary") is True and not any(item is t for t in touched):
+            if item.get("primary") is True and id(item) not in touched_ids:
                 item["primary"] = False
 
 
