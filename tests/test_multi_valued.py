@@ -1,12 +1,14 @@
 """Multi-valued User attributes: at most MAX_VALUES values each, advertised in /Schemas and
-enforced on POST, PUT, PATCH and Bulk."""
+enforced on POST, PUT, PATCH and Bulk; and a write keeps the value rows it does not change."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
+from scim_bridge.models import UserValue
 from scim_bridge.scim.patch import apply_operations, parse_patch_request
 from scim_bridge.scim.schema import CORE_USER, MAX_VALUES, USER_TYPE, USER_VALUE_ATTRIBUTES
 
@@ -35,6 +37,17 @@ def assert_too_many(response: Any, attribute: str, count: int) -> None:
     assert f"'{attribute}'" in error["detail"]
     assert f"at most {MAX_VALUES}" in error["detail"]
     assert str(count) in error["detail"]
+
+
+def value_rows(app: Any, user_id: str, attribute: str = "emails") -> list[tuple[int, str]]:
+    """(row id, value) of a user's value rows, in position order, read from the database."""
+    with app.extensions["scim_bridge"].sessions() as db:
+        rows = db.execute(
+            select(UserValue.id, UserValue.value, UserValue.formatted)
+            .where(UserValue.user_id == user_id, UserValue.attribute == attribute)
+            .order_by(UserValue.position)
+        )
+        return [(row_id, value or formatted) for row_id, value, formatted in rows]
 
 
 def user_names(scim: Any, user_name: str) -> int:
@@ -173,6 +186,81 @@ def test_group_members_are_not_limited(scim):
     assert response.status_code in (200, 204), response.text
     members = scim.get(f"/Groups/{group['id']}").json()["members"]
     assert {member["value"] for member in members} == set(member_ids)
+
+
+# -- a write keeps the rows it does not change -------------------------------------------------
+
+
+def test_patch_add_one_email_keeps_the_rows_of_the_others(app, scim):
+    user = create_user(scim, "keep@example.com", emails=emails(5))
+    before = value_rows(app, user["id"])
+    response = scim.patch(
+        f"/Users/{user['id']}",
+        json=patch({"op": "add", "path": "emails", "value": [{"value": "added@example.com"}]}),
+    )
+    assert response.status_code == 200, response.text
+    after = value_rows(app, user["id"])
+    assert after[:5] == before
+    assert after[5][1] == "added@example.com"
+    assert [e["value"] for e in response.json()["emails"]] == [v for _, v in after]
+
+
+def test_put_with_one_changed_value_updates_only_that_row_in_place(app, scim):
+    user = create_user(scim, "put-one@example.com", emails=emails(5))
+    before = value_rows(app, user["id"])
+    changed = emails(5)
+    changed[2] = {"value": "changed@example.com", "type": "work"}
+    response = scim.put(
+        f"/Users/{user['id']}", json=user_body("put-one@example.com", emails=changed)
+    )
+    assert response.status_code == 200, response.text
+    after = value_rows(app, user["id"])
+    assert [row_id for row_id, _ in after] == [row_id for row_id, _ in before]
+    assert [value for _, value in after] == [email["value"] for email in changed]
+    assert response.json()["emails"] == changed
+
+
+def test_replace_all_in_another_order_keeps_the_rows_and_the_new_order(app, scim):
+    user = create_user(scim, "order@example.com", emails=emails(4))
+    ids = {value: row_id for row_id, value in value_rows(app, user["id"])}
+    reordered = list(reversed(emails(4)))
+    response = scim.patch(
+        f"/Users/{user['id']}",
+        json=patch({"op": "replace", "path": "emails", "value": reordered}),
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["emails"] == reordered
+    assert scim.get(f"/Users/{user['id']}").json()["emails"] == reordered
+    after = value_rows(app, user["id"])
+    assert after == [(ids[email["value"]], email["value"]) for email in reordered]
+
+
+def test_removing_one_value_keeps_the_others_and_their_order(app, scim):
+    user = create_user(scim, "remove@example.com", addresses=elements("addresses", 4))
+    before = value_rows(app, user["id"], "addresses")
+    response = scim.patch(
+        f"/Users/{user['id']}",
+        json=patch({"op": "remove", "path": 'addresses[formatted eq "1 Main Street"]'}),
+    )
+    assert response.status_code == 200, response.text
+    assert value_rows(app, user["id"], "addresses") == [before[0], *before[2:]]
+    assert response.json()["addresses"] == [
+        e for e in elements("addresses", 4) if e["formatted"] != "1 Main Street"
+    ]
+
+
+def test_new_primary_takes_primary_and_the_old_row_is_updated_in_place(app, scim):
+    first = {"value": "first@example.com", "type": "work", "primary": True}
+    user = create_user(scim, "primary@example.com", emails=[first, *emails(3)])
+    before = value_rows(app, user["id"])
+    new = {"value": "new@example.com", "type": "home", "primary": True}
+    response = scim.patch(
+        f"/Users/{user['id']}", json=patch({"op": "add", "path": "emails", "value": [new]})
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["emails"] == [{**first, "primary": False}, *emails(3), new]
+    after = value_rows(app, user["id"])
+    assert after[:4] == before
 
 
 # -- PATCH identity of elements (pure protocol; lookups by hash, same results) -----------------
