@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import InvalidValue
-from .schema import Attribute, ResourceType, Schema
+from .schema import MAX_VALUES, USER_VALUE_ATTRIBUTES, Attribute, ResourceType, Schema
 
 _TRUE = {"true"}
 _FALSE = {"false"}
@@ -34,6 +34,7 @@ def coerce(attribute: Attribute, value: Any) -> Any:
         return None
     if attribute.multi_valued:
         items = value if isinstance(value, list) else [value]
+        check_value_count(attribute, len(items))
         return _coerce_multi(attribute, items)
     if attribute.type == "complex":
         return _coerce_complex(attribute, value)
@@ -45,6 +46,15 @@ def coerce(attribute: Attribute, value: Any) -> Any:
         raise InvalidValue(f"'{attribute.name}' must be a {attribute.type}, got {value!r}")
     text = str(value)
     return text if text != "" else None
+
+
+def check_value_count(attribute: Attribute, count: int) -> None:
+    """Refuse more than MAX_VALUES values of a User's multi-valued attribute, before any work
+    on them; Group ``members`` has no such limit."""
+    if count > MAX_VALUES and attribute.name in USER_VALUE_ATTRIBUTES:
+        raise InvalidValue(
+            f"'{attribute.name}' may hold at most {MAX_VALUES} values, got {count}"
+        )
 
 
 def _coerce_complex(attribute: Attribute, value: Any) -> dict[str, Any] | None:
@@ -74,6 +84,7 @@ def _coerce_complex(attribute: Attribute, value: Any) -> dict[str, Any] | None:
 
 def _coerce_multi(attribute: Attribute, items: list[Any]) -> list[dict[str, Any]] | None:
     entries: list[dict[str, Any]] = []
+    seen: set[frozenset[tuple[str, Any]]] = set()  # a set: 100k group members stay linear
     seen_primary = False
     for item in items:
         if item is None:
@@ -88,12 +99,13 @@ def _coerce_multi(attribute: Attribute, items: list[Any]) -> list[dict[str, Any]
             coerced = coerce(sub, raw)
             if coerced is not None:
                 entry[sub.name] = coerced
-        if not entry or entry in entries:
+        if not entry or frozenset(entry.items()) in seen:
             continue
         if entry.get("primary") is True:
             if seen_primary:
                 entry["primary"] = False
             seen_primary = True
+        seen.add(frozenset(entry.items()))
         entries.append(entry)
     return entries or None
 

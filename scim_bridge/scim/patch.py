@@ -10,12 +10,12 @@ the element they do not find (Entra, C18).
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ..errors import InvalidFilter, InvalidPath, InvalidSyntax, InvalidValue, Mutability, NoTarget
-from .documents import coerce
+from .documents import check_value_count, coerce
 from .filters import evaluate
 from .patch_paths import (
     Path,
@@ -118,13 +118,23 @@ def _parse_operation(index: int, raw: Any, resource_type: ResourceType) -> list[
             raise InvalidValue(
                 f"{where}: '{op}' without 'path' needs an object 'value' of attributes"
             )
-        list(expand_pathless(value, resource_type))  # check every key now
+        _check_value_counts(expand_pathless(value, resource_type), resource_type)
         return [Operation(op, None, value)]
     path = parse_path(raw_path, resource_type)
     check_writable(path, resource_type)
     if op != "remove" and "value" not in fields:
         raise InvalidValue(f"{where}: '{op}' needs a 'value'")
+    _check_value_counts([(path, value)], resource_type)
     return [Operation(op, path, value)]
+
+
+def _check_value_counts(pairs: Iterable[tuple[Path, Any]], resource_type: ResourceType) -> None:
+    """An operation listing more values than an attribute may hold is refused as it is read,
+    before the user is locked (the PATCH result is checked again as it is applied)."""
+    for path, value in pairs:
+        attribute = path_attribute(path, resource_type)
+        if attribute.multi_valued and isinstance(value, list):
+            check_value_count(attribute, len(value))
 
 
 def _extension_operations(
@@ -140,7 +150,7 @@ def _extension_operations(
     if value is not None and not isinstance(value, Mapping):
         raise InvalidValue(f"{where}: '{extension.id}' needs an object of its attributes")
     operation = Operation(op, None, {extension.id: value})
-    list(expand_pathless(operation.value, resource_type))  # check every key now
+    _check_value_counts(expand_pathless(operation.value, resource_type), resource_type)
     return [operation]
 
 
@@ -235,7 +245,8 @@ def _apply_multi(
             if path.value_filter is None or evaluate(path.value_filter, item, attribute)
         ]
         if op == "remove" and path.sub_attribute is None:
-            items = [item for item in items if not _contains(selected, item)]
+            doomed = {_key(item) for item in selected}
+            items = [item for item in items if _key(item) not in doomed]
         elif selected or op == "remove":
             touched = _update_elements(selected, op, path, attribute, value)
         elif value not in (None, ""):
@@ -306,22 +317,32 @@ def _filter_labels(path: Path, attribute: Attribute) -> dict[str, Any] | None:
 def _appended(items: list[dict[str, Any]], new: list[dict[str, Any]]) -> tuple[list, list]:
     """Add appends (RFC 7644 §3.5.2.1); an entry with the value and type of one already
     there updates it instead (Okta: never repeat a value+type pair, idp-quirks B16).
-    Returns (all elements, the added or updated ones)."""
+    Returns (all elements, the added or updated ones). One dict lookup per entry."""
+    first_by_identity: dict[Any, dict[str, Any]] = {}
+    for item in items:
+        first_by_identity.setdefault(_identity(item), item)
     touched = []
     for entry in new:
-        same = next((item for item in items if _same_value(item, entry)), None)
+        same = first_by_identity.get(_identity(entry))
         if same is None:
             items.append(entry)
-            same = entry
-        same.update(entry)
+            first_by_identity[_identity(entry)] = same = entry
+        same.update(entry)  # an identity is value+type or the whole entry: update keeps it
         touched.append(same)
     return items, touched
 
 
-def _same_value(item: dict[str, Any], entry: dict[str, Any]) -> bool:
-    if "value" not in entry:
-        return item == entry
-    return item.get("value") == entry["value"] and item.get("type") == entry.get("type")
+def _identity(item: dict[str, Any]) -> Any:
+    """What makes two elements the same one: value and type, or (without a value, as in
+    ``addresses``) every sub-attribute."""
+    if "value" in item:
+        return ("value", item["value"], item.get("type"))
+    return ("whole", _key(item))
+
+
+def _key(item: dict[str, Any]) -> frozenset[tuple[str, Any]]:
+    """An element as a hashable set of its (sub-attribute, value) pairs, for equality."""
+    return frozenset(item.items())
 
 
 def _without(items: list[dict[str, Any]], value: Any, attribute: Attribute) -> list[dict]:
@@ -334,20 +355,18 @@ def _without(items: list[dict[str, Any]], value: Any, attribute: Attribute) -> l
             raise InvalidValue(f"each '{attribute.name}' element to remove must name its value")
         doomed.append(entries[0])
     values = {entry["value"] for entry in doomed if "value" in entry}
+    doomed_keys = {_key(entry) for entry in doomed}
     return [
-        item for item in items if item.get("value") not in values and not _contains(doomed, item)
+        item for item in items if item.get("value") not in values and _key(item) not in doomed_keys
     ]
-
-
-def _contains(items: list[dict[str, Any]], item: dict[str, Any]) -> bool:
-    return any(candidate is item or candidate == item for candidate in items)
 
 
 def _keep_one_primary(items: list[dict[str, Any]], touched: list[dict[str, Any]]) -> None:
     """A new or changed primary element takes primary from the others (RFC 7643 §2.4)."""
     if any(item.get("primary") is True for item in touched):
+        touched_ids = {id(item) for item in touched}
         for item in items:
-            if item.get("primary") is True and not any(item is t for t in touched):
+            if item.get("primary") is True and id(item) not in touched_ids:
                 item["primary"] = False
 
 

@@ -98,6 +98,12 @@ def _s(name: str, column: str | None = None, **kw: Any) -> Attribute:
     return Attribute(name=name, column=column, **kw)
 
 
+#: The most values one multi-valued User attribute (emails, phoneNumbers, addresses, …) may
+#: hold. RFC 7643 has no field for it, so each attribute's ``description`` in /Schemas says it.
+#: Group ``members`` is not limited (groups of 100k members are normal).
+MAX_VALUES = 100
+
+
 def _multi(name: str, *subs: Attribute, description: str = "", **kw: Any) -> Attribute:
     return Attribute(
         name=name,
@@ -107,6 +113,11 @@ def _multi(name: str, *subs: Attribute, description: str = "", **kw: Any) -> Att
         description=description,
         **kw,
     )
+
+
+def _values(name: str, *subs: Attribute) -> Attribute:
+    """A multi-valued User attribute stored as value rows, at most MAX_VALUES of them."""
+    return _multi(name, *subs, description=f"The User's {name}: at most {MAX_VALUES} values")
 
 
 _VALUE = _s("value", "value")
@@ -153,29 +164,29 @@ USER = Schema(
         _s("timezone", "timezone"),
         _s("active", "active", type="boolean"),
         _s("password", None, mutability="writeOnly", returned="never"),
-        _multi("emails", _VALUE, _DISPLAY, _typed("work", "home", "other"), _PRIMARY),
-        _multi(
+        _values("emails", _VALUE, _DISPLAY, _typed("work", "home", "other"), _PRIMARY),
+        _values(
             "phoneNumbers",
             _VALUE,
             _DISPLAY,
             _typed("work", "home", "mobile", "fax", "pager", "other"),
             _PRIMARY,
         ),
-        _multi(
+        _values(
             "ims",
             _VALUE,
             _DISPLAY,
             _typed("aim", "gtalk", "icq", "xmpp", "msn", "skype", "qq", "yahoo"),
             _PRIMARY,
         ),
-        _multi(
+        _values(
             "photos",
             _s("value", "value", type="reference", case_exact=True, reference_types=("external",)),
             _DISPLAY,
             _typed("photo", "thumbnail"),
             _PRIMARY,
         ),
-        _multi(
+        _values(
             "addresses",
             _s("formatted", "formatted"),
             _s("streetAddress", "street_address"),
@@ -194,9 +205,9 @@ USER = Schema(
             _s("type", "type", mutability="readOnly", canonical_values=("direct", "indirect")),
             mutability="readOnly",
         ),
-        _multi("entitlements", _VALUE, _DISPLAY, _s("type", "type"), _PRIMARY),
-        _multi("roles", _VALUE, _DISPLAY, _s("type", "type"), _PRIMARY),
-        _multi(
+        _values("entitlements", _VALUE, _DISPLAY, _s("type", "type"), _PRIMARY),
+        _values("roles", _VALUE, _DISPLAY, _s("type", "type"), _PRIMARY),
+        _values(
             "x509Certificates",
             _s("value", "value", type="binary", case_exact=True),
             _DISPLAY,

@@ -92,11 +92,12 @@ def create_user(db: Session, actor: Actor, body: Any) -> User:
 
 
 def replace_user(db: Session, actor: Actor, user_id: str, body: Any, if_match: str | None) -> User:
-    """PUT (RFC 7644 §3.5.1): the body replaces every writable attribute."""
-    user = get_user(db, actor.tenant_id, user_id, for_update=True)
-    check_if_match(user, if_match)
+    """PUT (RFC 7644 §3.5.1): the body replaces every writable attribute. The body is read
+    before the user is locked, so a bad one never holds the lock."""
     document = normalize(body, USER_TYPE)
     require(document, "userName", "User")
+    user = get_user(db, actor.tenant_id, user_id, for_update=True)
+    check_if_match(user, if_match)
     _write(db, actor, user, document)
     return user
 

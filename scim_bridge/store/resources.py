@@ -28,6 +28,11 @@ _ENTERPRISE_SCALARS = tuple(
     (a.name, a.column) for a in ENTERPRISE.attributes if a.type != "complex" and a.column
 )
 _VALUE_SUBS: dict[str, Attribute] = {a.name: a for a in USER.attributes if a.multi_valued}
+#: (sub-attribute, column) of each value-row attribute.
+_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
+    name: tuple((sub.name, sub.column) for sub in attribute.sub_attributes if sub.column)
+    for name, attribute in _VALUE_SUBS.items()
+}
 
 
 def user_to_document(
@@ -120,19 +125,57 @@ def apply_user_document(
         setattr(user, column, enterprise.get(name))
     manager = enterprise.get("manager") or {}
     user.manager_id = manager.get("value")
+    _write_values(user, document)
+
+
+def _write_values(user: User, document: Mapping[str, Any]) -> None:
+    """Make the value rows say what ``document`` says, touching only the rows that differ:
+    an unchanged element keeps its row (at most its position changes), a changed one updates
+    a row that no longer matches, and only what is left over is inserted or deleted. Adding
+    one email to a user with a hundred writes one row, not a hundred and one."""
+    current: dict[str, list[UserValue]] = {}
+    for row in user.values:
+        current.setdefault(row.attribute, []).append(row)
+    # Assigning the collection diffs it by identity: rows left out are deleted, new inserted.
     user.values = [
-        _json_to_value(attribute, position, entry)
+        row
         for attribute in USER_VALUE_ATTRIBUTES
-        for position, entry in enumerate(document.get(attribute) or [])
+        for row in _rows_for(attribute, current.get(attribute, []), document.get(attribute))
     ]
 
 
-def _json_to_value(attribute: str, position: int, entry: Mapping[str, Any]) -> UserValue:
-    row = UserValue(attribute=attribute, position=position)
-    for sub in _VALUE_SUBS[attribute].sub_attributes:
-        if sub.column:
-            setattr(row, sub.column, entry.get(sub.name))
-    row.value_key = fold(row.value) if row.value is not None else None
+def _rows_for(
+    attribute: str, old_rows: list[UserValue], entries: list[Mapping[str, Any]] | None
+) -> list[UserValue]:
+    """The rows of one attribute in the order of ``entries``, reusing ``old_rows``: first
+    those that match an element exactly, then the others in order for the changed elements."""
+    columns = _COLUMNS[attribute]
+    unmatched: dict[tuple[Any, ...], list[UserValue]] = {}
+    for row in reversed(old_rows):  # so that pop() hands out the earliest row
+        unmatched.setdefault(tuple(getattr(row, column) for _, column in columns), []).append(row)
+    matched: list[UserValue | None] = []
+    for entry in entries or []:
+        same = unmatched.get(tuple(entry.get(name) for name, _ in columns))
+        matched.append(same.pop() if same else None)
+    reused = {id(row) for row in matched if row is not None}
+    spare = iter([row for row in old_rows if id(row) not in reused])
+    rows = []
+    for position, (kept, entry) in enumerate(zip(matched, entries or [], strict=True)):
+        row = kept or _filled(next(spare, None) or UserValue(attribute=attribute), entry)
+        if row.position != position:
+            row.position = position
+        rows.append(row)
+    return rows
+
+
+def _filled(row: UserValue, entry: Mapping[str, Any]) -> UserValue:
+    """Set a row's columns from one element, assigning only what differs."""
+    for name, column in _COLUMNS[row.attribute]:
+        if getattr(row, column) != entry.get(name):
+            setattr(row, column, entry.get(name))
+    value_key = fold(row.value) if row.value is not None else None
+    if row.value_key != value_key:
+        row.value_key = value_key
     return row
 
 
