@@ -17,7 +17,9 @@ from urllib.parse import urlsplit
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-__all__ = ["DEFAULT_DATABASE_URL", "ENV_PREFIX", "Settings", "SettingsError", "env_fields", "env_name"]
+__all__ = [
+    "DEFAULT_DATABASE_URL", "ENV_PREFIX", "Settings", "SettingsError", "env_fields", "env_name",
+]
 
 DEFAULT_DATABASE_URL = "sqlite:///./scim-bridge.db"
 ENV_PREFIX = "SCIM_BRIDGE_"
