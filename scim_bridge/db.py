@@ -1,4 +1,4 @@
-"""Engine, session factory and the declarative base.
+"""Engine, database-session factory and the declarative base.
 
 SQLite gets WAL, a busy timeout, case-sensitive LIKE (the filter compiler folds case itself)
 and ``BEGIN IMMEDIATE`` for writing transactions, so concurrent writers queue on the lock
@@ -145,19 +145,19 @@ def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
-def begin_write(session: Session) -> None:
-    """Open the session's transaction as a writer (``BEGIN IMMEDIATE`` on SQLite)."""
-    session.connection(execution_options={WRITE_OPTION: True})
+def begin_write(db: Session) -> None:
+    """Open the transaction of ``db`` as a writer (``BEGIN IMMEDIATE`` on SQLite)."""
+    db.connection(execution_options={WRITE_OPTION: True})
 
 
 @contextmanager
 def write_transaction(url: str) -> Iterator[Session]:
-    """A one-off writing session on its own engine (CLI, start-up); commits if no error."""
+    """A one-off writing database session on its own engine (CLI, start-up); commits."""
     engine = make_engine(url)
     try:
-        with make_sessionmaker(engine)() as session:
-            begin_write(session)
-            yield session
-            session.commit()
+        with make_sessionmaker(engine)() as db:
+            begin_write(db)
+            yield db
+            db.commit()
     finally:
         engine.dispose()

@@ -110,11 +110,11 @@ def bootstrap(url: str, issuer: str, *, configured: bool = False) -> FirstStart 
         return _first_start(db)
 
 
-def _first_start(session: Session) -> FirstStart | None:
-    tokens.ensure_default_tenant(session)
-    if tokens.has_tokens(session):
+def _first_start(db: Session) -> FirstStart | None:
+    tokens.ensure_default_tenant(db)
+    if tokens.has_tokens(db):
         return None
     return FirstStart(
-        scim_token=tokens.create_token(session, "idp", "scim"),
-        admin_token=tokens.create_token(session, "admin", "admin"),
+        scim_token=tokens.create_token(db, "idp", "scim"),
+        admin_token=tokens.create_token(db, "admin", "admin"),
     )

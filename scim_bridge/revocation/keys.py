@@ -94,8 +94,8 @@ def load_key_file(path: str) -> FileKey:
         raise bad("not a PEM private key") from None
 
 
-def _active(session: Session) -> SigningKey | None:
-    return session.scalar(
+def _active(db: Session) -> SigningKey | None:
+    return db.scalar(
         select(SigningKey)
         .where(SigningKey.retired_at.is_(None))
         .order_by(SigningKey.created_at, SigningKey.kid)
@@ -103,38 +103,38 @@ def _active(session: Session) -> SigningKey | None:
     )
 
 
-def ensure_active_key(session: Session, key_file: str | None = None) -> str:
+def ensure_active_key(db: Session, key_file: str | None = None) -> str:
     """Make sure a key is active (creating or adopting one); returns its ``kid``."""
     if key_file:
-        return _adopt_file_key(session, key_file)
-    current = _active(session)
+        return _adopt_file_key(db, key_file)
+    current = _active(db)
     if current is not None:
         return current.kid
-    return _insert_new(session).kid
+    return _insert_new(db).kid
 
 
-def rotate(session: Session, key_file: str | None = None) -> tuple[list[str], str]:
+def rotate(db: Session, key_file: str | None = None) -> tuple[list[str], str]:
     """Retire every active key and create a new one: (retired kids, new kid)."""
     if key_file:
         raise Conflict(
             f"the signing key comes from {key_file}; replace that file and restart to rotate"
         )
     retired = list(
-        session.scalars(
+        db.scalars(
             update(SigningKey)
             .where(SigningKey.retired_at.is_(None))
             .values(retired_at=utcnow())
             .returning(SigningKey.kid)
         )
     )
-    return sorted(retired), _insert_new(session).kid
+    return sorted(retired), _insert_new(db).kid
 
 
-def published(session: Session, max_session_ttl: int) -> list[SigningKey]:
+def published(db: Session, max_session_ttl: int) -> list[SigningKey]:
     """Active keys, and retired keys whose tokens may still be valid."""
     cutoff = utcnow() - dt.timedelta(seconds=max_session_ttl)
     return list(
-        session.scalars(
+        db.scalars(
             select(SigningKey)
             .where(or_(SigningKey.retired_at.is_(None), SigningKey.retired_at > cutoff))
             .order_by(SigningKey.created_at, SigningKey.kid)
@@ -142,7 +142,7 @@ def published(session: Session, max_session_ttl: int) -> list[SigningKey]:
     )
 
 
-def _insert_new(session: Session) -> SigningKey:
+def _insert_new(db: Session) -> SigningKey:
     generated = jose.generate_key()
     row = SigningKey(
         kid=generated.kid,
@@ -151,26 +151,26 @@ def _insert_new(session: Session) -> SigningKey:
         public_jwk=generated.public_jwk,
         created_at=utcnow(),
     )
-    session.add(row)
-    session.flush()
+    db.add(row)
+    db.flush()
     return row
 
 
-def _adopt_file_key(session: Session, key_file: str) -> str:
+def _adopt_file_key(db: Session, key_file: str) -> str:
     loaded = load_key_file(key_file)
     kid, public = loaded.kid, loaded.public_jwk
-    session.execute(
+    db.execute(
         update(SigningKey)
         .where(SigningKey.retired_at.is_(None), SigningKey.kid != kid)
         .values(retired_at=utcnow())
     )
-    row = session.get(SigningKey, kid)
+    row = db.get(SigningKey, kid)
     if row is None:
-        session.add(SigningKey(kid=kid, algorithm=jose.ALGORITHM, private_pem="",
+        db.add(SigningKey(kid=kid, algorithm=jose.ALGORITHM, private_pem="",
                                public_jwk=public, created_at=utcnow()))
     else:
         row.retired_at = None
-    session.flush()
+    db.flush()
     return kid
 
 
@@ -205,10 +205,10 @@ class KeyRing:
                 return
             for attempt in (1, 2):
                 try:
-                    with self._sessions() as session:
-                        begin_write(session)
-                        ensure_active_key(session, self._key_file)
-                        session.commit()
+                    with self._sessions() as db:
+                        begin_write(db)
+                        ensure_active_key(db, self._key_file)
+                        db.commit()
                     break
                 except IntegrityError:  # another process adopted the same file key first
                     if attempt == 2:
@@ -219,13 +219,13 @@ class KeyRing:
                     raise KeyUnavailable("the signing key cannot be loaded") from None
             self._ready = True
 
-    def signing_key(self, session: Session) -> tuple[str, jose.Key]:
-        """(kid, private key) of the currently active key, as ``session`` sees it."""
+    def signing_key(self, db: Session) -> tuple[str, jose.Key]:
+        """(kid, private key) of the currently active key, as ``db`` sees it."""
         if self._key_file:
             if self._file_key is None:
                 self._file_key = load_key_file(self._key_file)
             return self._file_key.kid, self._file_key.key
-        kid = session.scalar(
+        kid = db.scalar(
             select(SigningKey.kid)
             .where(SigningKey.retired_at.is_(None))
             .order_by(SigningKey.created_at, SigningKey.kid)
@@ -235,19 +235,19 @@ class KeyRing:
             raise KeyUnavailable("no signing key is active; run 'scim-bridge keys rotate'")
         key = self._private.get(kid)
         if key is None:
-            row = session.get(SigningKey, kid)
+            row = db.get(SigningKey, kid)
             if row is None or not row.private_pem:
                 raise KeyUnavailable(f"the private half of signing key {kid} is not stored")
             key = self._private[kid] = jose.key_from_pem(row.private_pem)
         return kid, key
 
-    def public_key(self, session: Session, kid: str) -> jose.Key | None:
+    def public_key(self, db: Session, kid: str) -> jose.Key | None:
         """The published key with this ``kid``; constructed once per process."""
         cached = self._public.get(kid)
         now = utcnow()
         if cached is not None and (cached[1] is None or cached[1] > now):
             return cached[0]
-        row = session.get(SigningKey, kid)
+        row = db.get(SigningKey, kid)
         if row is None:
             return None
         until = None
@@ -278,10 +278,10 @@ class KeyRing:
         return self._verifier.verify(token, lambda kid: self.public_key(db, kid), issuer,
                                      now=now.timestamp())
 
-    def jwks(self, session: Session) -> dict[str, Any]:
+    def jwks(self, db: Session) -> dict[str, Any]:
         """The JWK Set (RFC 7517 §5): public members only."""
         return {"keys": [_public_members(row.public_jwk)
-                         for row in published(session, self._max_ttl)]}
+                         for row in published(db, self._max_ttl)]}
 
 
 def _public_members(jwk_dict: dict[str, Any]) -> dict[str, Any]:
