@@ -3,6 +3,10 @@
 Entries are buffered in memory and written in batches by a background thread, so logging
 never adds a commit (and an fsync) to the request it describes. Retention is bounded per
 tenant. Reading flushes first, so a reader in the same process sees every request.
+
+A batch the database refuses (SQLite locked past its busy timeout, PostgreSQL down) is kept
+for the next flush and retried with back-off; the buffer is capped, and entries dropped to
+respect the cap are counted and reported in the application log, never lost silently.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import atexit
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -21,60 +26,141 @@ from .models import RequestLogEntry
 
 log = logging.getLogger(__name__)
 
+#: Entries held in memory at most while the database cannot take them (about 1 kB each).
+MAX_PENDING = 10_000
+#: A full batch wakes the writer early.
+BATCH_SIZE = 500
+#: Longest wait between two attempts while the database keeps refusing.
+MAX_BACKOFF = 30.0
+
 
 class RequestLog:
-    def __init__(self, sessions: Callable[[], Session], retention: int, interval: float = 0.5):
+    def __init__(
+        self,
+        sessions: Callable[[], Session],
+        retention: int,
+        interval: float = 0.5,
+        max_pending: int = MAX_PENDING,
+    ):
         self._sessions = sessions
         self._retention = retention
         self._interval = interval
+        self._max_pending = max_pending
+        # Pruning runs a query per tenant; amortise it over 1% of the retention.
+        self._prune_every = max(1, min(100, retention // 100))
         self._pending: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
-        self._written = 0
+        self._since_prune: dict[int | None, int] = {}
+        self._dropped = 0
+        self._failing = False
 
     def add(self, entry: dict[str, Any]) -> None:
         # What arrived is logged as text a database can store (PostgreSQL refuses NUL).
         entry = {k: v.replace("\x00", "%00") if isinstance(v, str) else v for k, v in entry.items()}
         with self._lock:
             self._pending.append(entry)
+            self._trim()
+            pending = len(self._pending)
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._run, name="scim-bridge-request-log", daemon=True
                 )
                 self._thread.start()
-                atexit.register(self.flush)
-        if len(self._pending) >= 500:
+                atexit.register(self._flush_at_exit)
+        if pending >= BATCH_SIZE:
             self._wake.set()
 
     def _run(self) -> None:
+        delay = self._interval
         while True:
-            self._wake.wait(self._interval)
+            if delay > self._interval:
+                time.sleep(delay)  # the database refused the last batch: do not spin on it
+            else:
+                self._wake.wait(delay)
             self._wake.clear()
             try:
                 self.flush()
-            except Exception:  # the log must never take the service down
-                log.exception("could not write the request log")
+                delay = self._interval
+            except Exception:  # the log must never take the service down; flush() said why
+                delay = min(delay * 2, MAX_BACKOFF)
 
     def flush(self) -> None:
+        """Write what is pending; on failure keep it for the next flush and raise."""
         with self._flush_lock:
             with self._lock:
                 batch, self._pending = self._pending, []
+            self._report_dropped()
             if not batch:
                 return
-            with self._sessions() as session:
-                begin_write(session)
-                session.execute(insert(RequestLogEntry), batch)
-                self._written += len(batch)
-                if self._written >= 100:
-                    self._written = 0
-                    for tenant_id in {entry["tenant_id"] for entry in batch}:
-                        self._prune(session, tenant_id)
-                session.commit()
+            try:
+                self._write(batch)
+            except Exception as error:
+                self._keep(batch)
+                with self._lock:
+                    waiting = len(self._pending)
+                log.warning(
+                    "could not write %d request log entries (%s); %d kept for the next attempt",
+                    len(batch), _describe(error), waiting,
+                )
+                self._report_dropped()
+                self._failing = True
+                raise
+            if self._failing:
+                self._failing = False
+                log.warning("request log written again: %d held-back entries stored", len(batch))
 
-    def _prune(self, session: Session, tenant_id: int | None) -> None:
-        oldest_kept = session.scalar(
+    def _write(self, batch: list[dict[str, Any]]) -> None:
+        with self._sessions() as db:
+            begin_write(db)
+            db.execute(insert(RequestLogEntry), batch)
+            counts = dict(self._since_prune)
+            for entry in batch:
+                counts[entry["tenant_id"]] = counts.get(entry["tenant_id"], 0) + 1
+            due = [tenant for tenant, count in counts.items() if count >= self._prune_every]
+            for tenant_id in due:
+                self._prune(db, tenant_id)
+            db.commit()
+        # Only once committed: a failed batch is retried, and counted again then.
+        for tenant_id in due:
+            counts.pop(tenant_id)
+        self._since_prune = counts
+
+    def _keep(self, batch: list[dict[str, Any]]) -> None:
+        """Put a refused batch back in front of what arrived since, oldest first."""
+        with self._lock:
+            self._pending = batch + self._pending
+            self._trim()
+
+    def _trim(self) -> None:
+        """Drop the oldest entries beyond the cap (caller holds ``_lock``)."""
+        excess = len(self._pending) - self._max_pending
+        if excess > 0:
+            del self._pending[:excess]
+            self._dropped += excess
+
+    def _report_dropped(self) -> None:
+        with self._lock:
+            dropped, self._dropped = self._dropped, 0
+        if dropped:
+            log.error(
+                "request log: dropped the %d oldest entries; the database did not take them "
+                "and at most %d are held in memory", dropped, self._max_pending,
+            )
+
+    def _flush_at_exit(self) -> None:
+        try:
+            self.flush()
+        except Exception:
+            with self._lock:
+                lost, self._pending = len(self._pending), []
+            log.error("request log: %d entries dropped at exit; the database did not take them",
+                      lost)
+
+    def _prune(self, db: Session, tenant_id: int | None) -> None:
+        oldest_kept = db.scalar(
             select(RequestLogEntry.id)
             .where(RequestLogEntry.tenant_id == tenant_id)
             .order_by(RequestLogEntry.id.desc())
@@ -82,8 +168,14 @@ class RequestLog:
             .limit(1)
         )
         if oldest_kept is not None:
-            session.execute(
+            db.execute(
                 delete(RequestLogEntry).where(
                     RequestLogEntry.tenant_id == tenant_id, RequestLogEntry.id < oldest_kept
                 )
             )
+
+
+def _describe(error: BaseException) -> str:
+    """The database's own words, without the SQL statement and its parameters."""
+    original = getattr(error, "orig", None)
+    return str(original if original is not None else error).splitlines()[0]

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
+import socket
+from collections.abc import Iterator
+
 import pytest
+
+from scim_bridge import create_app, migrate
 
 from .conftest import PG_URL, http_client, make_token
 from .scimdata import create_user, patch
@@ -144,19 +150,59 @@ def test_nul_characters_are_400_not_500(scim, request_args):
     assert _is_scim_error(response, 400)["scimType"] == "invalidSyntax"
 
 
-def test_a_database_outage_is_503_with_retry_after(scim, monkeypatch):
-    from sqlalchemy.exc import OperationalError
+@pytest.fixture
+def closed_port() -> Iterator[int]:
+    """A loopback port that refuses connections: bound, never listening."""
+    with socket.socket() as reserved:
+        reserved.bind(("127.0.0.1", 0))
+        yield reserved.getsockname()[1]
 
-    from scim_bridge.services import users
 
-    def unreachable(*_args, **_kwargs):
-        raise OperationalError("SELECT 1", {}, ConnectionError("server closed the connection"))
+@pytest.fixture(params=["postgresql-closed-port", "sqlite-directory-removed"])
+def unreachable_app(request, settings, closed_port, tmp_path) -> Iterator[tuple[object, str]]:
+    """An app whose database cannot be reached, and a token that would otherwise be valid."""
+    if request.param == "postgresql-closed-port":
+        url = f"postgresql+psycopg://postgres:hunter2@127.0.0.1:{closed_port}/bridge"
+        app = create_app(settings.with_(database_url=url))
+        token = "sb_not_checked_since_the_database_is_down"
+    else:
+        directory = tmp_path / "data"
+        directory.mkdir()
+        database = directory / "bridge.db"
+        if settings.database_url.startswith("sqlite:///"):
+            shutil.copy(settings.database_url.removeprefix("sqlite:///"), database)
+        else:
+            migrate.upgrade(f"sqlite:///{database}")
+        app = create_app(settings.with_(database_url=f"sqlite:///{database}"))
+        token = make_token(app, "okta", "scim")
+        app.extensions["scim_bridge"].engine.dispose()  # no open connection survives
+        shutil.rmtree(directory)
+    yield app, token
+    app.extensions["scim_bridge"].engine.dispose()
 
-    monkeypatch.setattr(users, "get_user", unreachable)
-    response = scim.get("/Users/anything")
-    _is_scim_error(response, 503)
+
+@pytest.mark.parametrize("method,path", [("GET", "/Users"), ("GET", "/Users/anything"),
+                                         ("POST", "/Users")])
+def test_an_unreachable_database_is_a_scim_503_with_retry_after(unreachable_app, method, path):
+    app, token = unreachable_app
+    with http_client(app, token, "/scim/v2") as client:
+        response = client.request(method, path, json={"userName": "down@example.com"})
+    body = _is_scim_error(response, 503)
     assert response.headers["Retry-After"] == "1"
-    assert "server closed" not in response.text
+    assert "retry" in body["detail"]
+    for internal in ("hunter2", "127.0.0.1", "bridge.db", "psycopg", "sqlite3", "Traceback"):
+        assert internal not in response.text
+
+
+def test_an_unreachable_database_is_a_json_503_outside_scim(unreachable_app):
+    app, token = unreachable_app
+    with http_client(app, token, "/api/v1/admin") as client:
+        response = client.get("/users")
+    assert response.status_code == 503, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    assert response.headers["Retry-After"] == "1"
+    assert set(response.json()) == {"error", "error_description"}
+    assert "hunter2" not in response.text
 
 
 @pytest.mark.skipif(not PG_URL, reason="needs SCIM_BRIDGE_TEST_DATABASE_URL (PostgreSQL)")

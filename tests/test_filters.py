@@ -1,188 +1,188 @@
-"""SCIM filters (RFC 7644 §3.4.2.2) against a real database: which users and groups each filter
-selects, which filters are refused with 400 invalidFilter, and in-memory value filters."""
+"""SCIM filters (RFC 7644 §3.4.2.2) over HTTP: which users and groups each filter returns from
+``GET /Users?filter=`` and ``GET /Groups?filter=``, which filters are refused with 400
+invalidFilter, and the value filters of PATCH paths (``emails[type eq "work"]``).
+
+One app and one dataset per module, created through SCIM; SQLite by default, PostgreSQL when
+``SCIM_BRIDGE_TEST_DATABASE_URL`` names it (as for every other test). Tenants keep the datasets
+apart: ``acme`` holds the users and groups the tables below query, ``literals`` groups whose
+names are awkward string literals, ``patching`` the users the PATCH value-filter tests change.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-import os
 import random
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
-from scim2_filter_parser import ast
-from sqlalchemy import Engine, create_engine, select, text
-from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session
+from sqlalchemy import event
 
-from scim_bridge.db import Base, make_engine
-from scim_bridge.errors import InvalidFilter
-from scim_bridge.models import Group, Membership, Tenant, User
+from scim_bridge import create_app, migrate
+from scim_bridge.db import begin_write
 from scim_bridge.scim import schema
-from scim_bridge.scim.filter_syntax import parse
-from scim_bridge.scim.filter_syntax import parse as parse_value_filter
-from scim_bridge.scim.filters import evaluate
-from scim_bridge.scim.formats import fold
-from scim_bridge.scim.patch_paths import parse_path
-from scim_bridge.store.filters import compile_filter
-from scim_bridge.store.resources import apply_user_document
+from scim_bridge.services import tokens
+from scim_bridge.settings import Settings
 
-from .conftest import postgres_unreachable
+from .conftest import PG_URL, PUBLIC_URL, _truncate, http_client, make_token
+from .scimdata import patch
 
-PG_URL = os.environ.get(
-    "SCIM_BRIDGE_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
 ENTERPRISE = schema.ENTERPRISE_USER
 URN = f"{ENTERPRISE}:"
-BABS = "2819c223-7f76-453a-919d-413861904646"
-JOHN = "0e1f5d9c-4b7a-4c2e-9a55-2b3c4d5e6f70"
-PCT = "u-percent"
-LABELS = {BABS: "babs", JOHN: "john", PCT: "pct"}
+USER_SCHEMAS = [schema.CORE_USER, ENTERPRISE]
 
-USERS: list[tuple[str, str, dict[str, Any]]] = [
-    (
-        BABS,
-        "2024-01-01T00:00:00+00:00",
-        {
-            "userName": "bjensen@example.com",
-            "externalId": "bjensen",
-            "displayName": "Babs Jensen",
-            "title": "Tour Guide",
-            "active": True,
-            "name": {"givenName": "Barbara", "familyName": "Jensen"},
-            "emails": [
-                {"value": "bjensen@example.com", "type": "work", "primary": True},
-                {"value": "babs@jensen.org", "type": "home"},
-            ],
-            "addresses": [
-                {"type": "work", "locality": "Hollywood", "postalCode": "91608", "country": "US"}
-            ],
-            ENTERPRISE: {
-                "employeeNumber": "701984",
-                "department": "Tour Operations",
-                "manager": {"value": JOHN},
-            },
-        },
-    ),
-    (
-        JOHN,
-        "2024-06-01T00:00:00+00:00",
-        {
-            "userName": "JSmith",
-            "externalId": "JSMITH-1",
-            "displayName": "John Smith",
-            "active": True,
-            "emails": [{"value": "John.Smith@Example.com", "type": "work"}],
-            ENTERPRISE: {"department": "Sales"},
-        },
-    ),
-    (
-        PCT,
-        "2025-01-01T00:00:00+00:00",
-        {
-            "userName": "100%_real",
-            "externalId": "jyoung",
-            "active": False,
-            "emails": [{"value": "m@other.org", "type": "home"}],
-        },
-    ),
-]
-GROUPS = [
-    ("g-admins", "Admins", "ext-admins", "2024-02-01T00:00:00+00:00", [BABS, JOHN]),
-    ("g-guides", "Tour Guides", None, "2024-03-01T00:00:00+00:00", [BABS]),
-    ("g-sales", "Sales_Team", None, "2024-04-01T00:00:00+00:00", [PCT]),
-    ("g-empty", "Empty", None, "2024-05-01T00:00:00+00:00", []),
-]
+#: The users of tenant ``acme``, by label, created in this order.
+USERS: dict[str, dict[str, Any]] = {
+    "babs": {
+        "userName": "bjensen@example.com",
+        "externalId": "bjensen",
+        "displayName": "Babs Jensen",
+        "title": "Tour Guide",
+        "active": True,
+        "name": {"givenName": "Barbara", "familyName": "Jensen"},
+        "emails": [
+            {"value": "bjensen@example.com", "type": "work", "primary": True},
+            {"value": "babs@jensen.org", "type": "home"},
+        ],
+        "addresses": [
+            {"type": "work", "locality": "Hollywood", "postalCode": "91608", "country": "US"}
+        ],
+        ENTERPRISE: {"employeeNumber": "701984", "department": "Tour Operations"},
+    },
+    "john": {
+        "userName": "JSmith",
+        "externalId": "JSMITH-1",
+        "displayName": "John Smith",
+        "active": True,
+        "emails": [{"value": "John.Smith@Example.com", "type": "work"}],
+        ENTERPRISE: {"department": "Sales"},
+    },
+    "pct": {
+        "userName": "100%_real",
+        "externalId": "jyoung",
+        "active": False,
+        "emails": [{"value": "m@other.org", "type": "home"}],
+    },
+}
+#: The groups of tenant ``acme``: label -> (displayName, externalId, member labels).
+GROUPS: dict[str, tuple[str, str | None, list[str]]] = {
+    "g-admins": ("Admins", "ext-admins", ["babs", "john"]),
+    "g-guides": ("Tour Guides", None, ["babs"]),
+    "g-sales": ("Sales_Team", None, ["pct"]),
+    "g-empty": ("Empty", None, []),
+}
 
 
-def _seed(engine: Engine) -> None:
-    Base.metadata.create_all(engine)
-    with Session(engine) as session:
-        _add_rows(session)
-        session.commit()
+@dataclass
+class Directory:
+    """The module's app, a SCIM client per tenant, and what the server assigned."""
 
+    app: Any
+    acme: httpx.Client
+    literals: httpx.Client
+    patching: httpx.Client
+    #: label -> id, for users and groups
+    ids: dict[str, str]
+    #: label -> resource as read back after the whole dataset was written
+    resources: dict[str, dict[str, Any]]
+    #: values the filter templates below may name: {babs}, {john_created}, ...
+    values: dict[str, str]
 
-def _add_rows(session: Session) -> None:
-    tenant = Tenant(name="acme")
-    session.add(tenant)
-    session.flush()
-    for user_id, modified, document in USERS:
-        user = User(id=user_id, tenant_id=tenant.id)
-        apply_user_document(user, document)
-        user.created_at = user.last_modified = dt.datetime.fromisoformat(modified)
-        session.add(user)
-    for group_id, name, external_id, modified, members in GROUPS:
-        moment = dt.datetime.fromisoformat(modified)
-        session.add(
-            Group(
-                id=group_id,
-                tenant_id=tenant.id,
-                display_name=name,
-                display_name_key=fold(name),
-                external_id=external_id,
-                created_at=moment,
-                last_modified=moment,
-            )
+    def labels(self, resource: str, filter_text: str, client: httpx.Client | None = None) -> set:
+        response = (client or self.acme).get(
+            f"/{resource}", params={"filter": filter_text, "count": 1000}
         )
-        session.flush()
-        session.add_all(Membership(group_id=group_id, user_id=member) for member in members)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        found = [item["id"] for item in body["Resources"]]
+        assert body["totalResults"] == len(found)
+        by_id = {identifier: label for label, identifier in self.ids.items()}
+        return {by_id.get(identifier, identifier) for identifier in found}
 
 
-@contextmanager
-def _postgres_schema() -> Iterator[Engine]:
-    """An engine on a throwaway schema of the test PostgreSQL; skips when it is unreachable."""
-    name = f"filters_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(PG_URL, connect_args={"connect_timeout": 3})
+def _database_url(tmp_path: Path) -> str:
+    if PG_URL:
+        migrate.upgrade(PG_URL)
+        _truncate(PG_URL)
+        return PG_URL
+    url = f"sqlite:///{tmp_path / 'filters.db'}"
+    migrate.upgrade(url)
+    return url
+
+
+def _created(client: httpx.Client, resource: str, body: dict[str, Any]) -> dict[str, Any]:
+    response = client.post(f"/{resource}", json=body)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def _read(client: httpx.Client, resource: str, identifier: str) -> dict[str, Any]:
+    response = client.get(f"/{resource}/{identifier}")
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def _moment(resource: dict[str, Any], which: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(resource["meta"][which].replace("Z", "+00:00"))
+
+
+@pytest.fixture(scope="module")
+def directory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Directory]:
+    settings = Settings(
+        database_url=_database_url(tmp_path_factory.mktemp("filters")), public_url=PUBLIC_URL
+    )
+    app = create_app(settings)
+    bridge = app.extensions["scim_bridge"]
+    with bridge.sessions() as db:
+        begin_write(db)
+        tokens.ensure_default_tenant(db)
+        db.commit()
+    acme = http_client(app, make_token(app, "acme-okta", "scim", "acme"), "/scim/v2")
+    literals = http_client(app, make_token(app, "literals-okta", "scim", "literals"), "/scim/v2")
+    patching = http_client(app, make_token(app, "patching-okta", "scim", "patching"), "/scim/v2")
+    ids: dict[str, str] = {}
+    for label, document in USERS.items():
+        ids[label] = _created(acme, "Users", {"schemas": USER_SCHEMAS, **document})["id"]
+    manager = {"op": "add", "path": f"{URN}manager", "value": {"value": ids["john"]}}
+    assert acme.patch(f"/Users/{ids['babs']}", json=patch(manager)).status_code == 200
+    for label, (name, external_id, members) in GROUPS.items():
+        body: dict[str, Any] = {"displayName": name,
+                                "members": [{"value": ids[member]} for member in members]}
+        if external_id:
+            body["externalId"] = external_id
+        ids[label] = _created(acme, "Groups", body)["id"]
+    # pct changes last, so its lastModified is the latest of all users.
+    nick = {"op": "replace", "path": "nickName", "value": "P"}
+    assert acme.patch(f"/Users/{ids['pct']}", json=patch(nick)).status_code == 200
+    resources = {label: _read(acme, "Users" if label in USERS else "Groups", identifier)
+                 for label, identifier in ids.items()}
+    values = {**ids, **{f"{label}_upper": identifier.upper() for label, identifier in ids.items()}}
+    for label, resource in resources.items():
+        values[f"{label}_created"] = resource["meta"]["created"]
+        values[f"{label}_modified"] = resource["meta"]["lastModified"]
+    john_created = _moment(resources["john"], "created")
+    values["john_created_minus_5h"] = john_created.astimezone(
+        dt.timezone(dt.timedelta(hours=-5))).isoformat()
+    values["babs_created_day_after"] = (_moment(resources["babs"], "created")
+                                        + dt.timedelta(days=1)).date().isoformat()
+    values["babs_created_day_before"] = (_moment(resources["babs"], "created")
+                                         - dt.timedelta(days=1)).date().isoformat()
     try:
-        with admin.begin() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{name}"'))
-    except OperationalError as exc:
-        admin.dispose()
-        postgres_unreachable(f"PostgreSQL is not reachable at {PG_URL}: {exc.orig}")
-    engine = create_engine(PG_URL, connect_args={"options": f"-c search_path={name}"})
-    try:
-        yield engine
+        yield Directory(app, acme, literals, patching, ids, resources, values)
     finally:
-        engine.dispose()
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{name}" CASCADE'))
-        admin.dispose()
+        for client in (acme, literals, patching):
+            client.close()
+        bridge.request_log.flush()
+        bridge.engine.dispose()
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def engine(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Engine]:
-    """The same users and groups on SQLite and, when reachable, on PostgreSQL."""
-    if request.param == "sqlite":
-        engine = make_engine(f"sqlite:///{tmp_path_factory.mktemp('filters')}/t.db")
-        _seed(engine)
-        yield engine
-        engine.dispose()
-        return
-    with _postgres_schema() as engine:
-        _seed(engine)
-        yield engine
+# -- which users and groups each filter returns ----------------------------------------------
 
-
-@pytest.fixture
-def session(engine: Engine) -> Iterator[Session]:
-    with Session(engine) as session:
-        yield session
-
-
-def users(session: Session, filter_text: str) -> set[str]:
-    where = compile_filter(filter_text, schema.USER_TYPE)
-    return {LABELS[user_id] for user_id in session.scalars(select(User.id).where(where))}
-
-
-def groups(session: Session, filter_text: str) -> set[str]:
-    where = compile_filter(filter_text, schema.GROUP_TYPE)
-    return set(session.scalars(select(Group.id).where(where)))
-
-
+#: (filter, the labels it returns); ``{name}`` fields come from ``Directory.values``.
 USER_CASES = [
     # every operator, on userName (caseExact=false, through the folded key)
     ('userName eq "bjensen@example.com"', "babs"),
@@ -197,12 +197,13 @@ USER_CASES = [
     ('userName le "bjensen@example.com"', "babs pct"),
     ("userName pr", "babs john pct"),
     ("title pr", "babs"),
-    ("USERNAME eq \"jsmith\"", "john"),
+    ('USERNAME eq "jsmith"', "john"),
     ('urn:ietf:params:scim:schemas:core:2.0:User:userName eq "jsmith"', "john"),
     # logic, grouping and RFC precedence ("and" binds tighter than "or")
     ('userName eq "jsmith" or userName eq "bjensen@example.com"', "babs john"),
     ("active eq true and title pr", "babs"),
     ('active eq false or userName eq "jsmith" and userName eq "bjensen@example.com"', "pct"),
+    ('(active eq false or userName eq "jsmith") and userName eq "bjensen@example.com"', ""),
     ('(userName sw "b" or userName sw "j") and not (title pr)', "john"),
     ('not (userName eq "jsmith" or userName eq "100%_real")', "babs"),
     ("not (active eq true)", "pct"),
@@ -217,8 +218,8 @@ USER_CASES = [
     ('Emails.Value ew "@OTHER.org"', "pct"),
     ('externalId eq "bjensen"', "babs"),
     ('externalId eq "BJENSEN"', ""),
-    (f'id eq "{BABS.upper()}"', ""),
-    (f'id eq "{BABS}"', "babs"),
+    ('id eq "{babs_upper}"', ""),
+    ('id eq "{babs}"', "babs"),
     # value filters: conditions in the brackets and after them apply to the same email
     ('emails[type eq "work" and value co "@example.com"]', "babs john"),
     ('emails[type eq "home" and value co "@example.com"]', ""),
@@ -234,7 +235,7 @@ USER_CASES = [
     ("addresses pr", "babs"),
     ('addresses[type eq "work"].postalCode eq "91608"', "babs"),
     ('addresses.locality eq "HOLLYWOOD"', "babs"),
-    ('phoneNumbers.value pr', ""),
+    ("phoneNumbers.value pr", ""),
     # single-valued complex attributes
     ('name.familyName eq "jensen"', "babs"),
     ('name.givenName sw "Bar"', "babs"),
@@ -242,28 +243,32 @@ USER_CASES = [
     ('name[givenName eq "barbara"]', "babs"),
     # enterprise extension, with and without its URN
     (URN + 'employeeNumber eq "701984"', "babs"),
-    (URN + f'manager.value eq "{JOHN}"', "babs"),
-    (f'manager eq "{JOHN}"', "babs"),
-    (f'manager.value eq "{JOHN.upper()}"', ""),
+    (URN + 'manager.value eq "{john}"', "babs"),
+    ('manager eq "{john}"', "babs"),
+    ('manager.value eq "{john_upper}"', ""),
     ("manager pr", "babs"),
     ('department eq "sales"', "john"),
     (URN + 'department co "TOUR"', "babs"),
     ('URN:IETF:PARAMS:SCIM:SCHEMAS:EXTENSION:ENTERPRISE:2.0:USER:DEPARTMENT eq "Sales"', "john"),
-    # meta
-    ('meta.lastModified gt "2024-03-01T00:00:00Z"', "john pct"),
-    ('meta.lastModified ge "2024-06-01T00:00:00Z"', "john pct"),
-    ('meta.lastModified gt "2024-05-31T20:00:00-05:00"', "pct"),
-    ('meta.created lt "2024-01-02"', "babs"),
-    ('meta.created eq "2024-01-01T00:00:00Z"', "babs"),
+    # meta: the moments the server recorded, written back into the filter
+    ('meta.created eq "{babs_created}"', "babs"),
+    ('meta.created lt "{john_created}"', "babs"),
+    ('meta.created le "{john_created}"', "babs john"),
+    ('meta.created gt "{babs_created}"', "john pct"),
+    ('meta.created gt "{john_created_minus_5h}"', "pct"),
+    ('meta.created lt "{babs_created_day_after}"', "babs john pct"),
+    ('meta.created lt "{babs_created_day_before}"', ""),
+    ('meta.lastModified ge "{pct_modified}"', "pct"),
+    ('meta.lastModified gt "{pct_modified}"', ""),
     ('meta.resourceType eq "User"', "babs john pct"),
     ('meta.resourceType eq "Group"', ""),
     # groups, derived from memberships
-    ('groups.value eq "g-admins"', "babs john"),
-    ('groups eq "g-guides"', "babs"),
+    ('groups.value eq "{g-admins}"', "babs john"),
+    ('groups eq "{g-guides}"', "babs"),
     ('groups.display eq "tour guides"', "babs"),
     ('groups[display sw "sales"]', "pct"),
     ("groups pr", "babs john pct"),
-    ('not (groups.value eq "g-admins")', "pct"),
+    ('not (groups.value eq "{g-admins}")', "pct"),
     # LIKE metacharacters are literal
     ('userName co "%"', "pct"),
     ('userName co "_"', "pct"),
@@ -279,7 +284,7 @@ USER_CASES = [
     ("active pr", "babs john pct"),
     # Entra's legacy unquoted values
     ("externalId eq jyoung", "pct"),
-    (f"id eq {BABS} and manager eq {JOHN}", "babs"),
+    ("id eq {babs} and manager eq {john}", "babs"),
     ("userName eq JSMITH", "john"),
     ("active eq True", "babs john"),
     ("employeeNumber eq 701984", "babs"),
@@ -289,8 +294,10 @@ USER_CASES = [
 
 
 @pytest.mark.parametrize(("filter_text", "expected"), USER_CASES)
-def test_user_filter_selects(session: Session, filter_text: str, expected: str) -> None:
-    assert users(session, filter_text) == set(expected.split())
+def test_user_filter_returns(directory: Directory, filter_text: str, expected: str) -> None:
+    assert directory.labels("Users", filter_text.format_map(directory.values)) == set(
+        expected.split()
+    )
 
 
 GROUP_CASES = [
@@ -301,26 +308,89 @@ GROUP_CASES = [
     ('displayName eq "Admins" or displayName eq "Empty"', "g-admins g-empty"),
     ('externalId eq "ext-admins"', "g-admins"),
     ('externalId eq "EXT-ADMINS"', ""),
-    (f'members.value eq "{BABS}"', "g-admins g-guides"),
-    (f'members eq "{JOHN}"', "g-admins"),
-    (f'members[value eq "{JOHN}"]', "g-admins"),
+    ('members.value eq "{babs}"', "g-admins g-guides"),
+    ('members eq "{john}"', "g-admins"),
+    ('members[value eq "{john}"]', "g-admins"),
+    ('members.value eq "{john_upper}"', ""),
     ('members.display eq "babs jensen"', "g-admins g-guides"),
     ('members.display eq "100%_REAL"', "g-sales"),
     ("members pr", "g-admins g-guides g-sales"),
     ("not (members pr)", "g-empty"),
-    (f"id eq g-admins and members eq {BABS}", "g-admins"),
+    ("id eq {g-admins} and members eq {babs}", "g-admins"),
+    ("id eq {g-guides} and members eq {john}", ""),
     ('meta.resourceType eq "Group"', "g-admins g-guides g-sales g-empty"),
-    ('meta.lastModified lt "2024-03-15T00:00:00Z"', "g-admins g-guides"),
+    ('meta.created lt "{g-sales_created}"', "g-admins g-guides"),
 ]
 
 
 @pytest.mark.parametrize(("filter_text", "expected"), GROUP_CASES)
-def test_group_filter_selects(session: Session, filter_text: str, expected: str) -> None:
-    assert groups(session, filter_text) == set(expected.split())
+def test_group_filter_returns(directory: Directory, filter_text: str, expected: str) -> None:
+    assert directory.labels("Groups", filter_text.format_map(directory.values)) == set(
+        expected.split()
+    )
+
+
+def test_filters_see_only_their_own_tenant(directory: Directory) -> None:
+    assert directory.labels("Users", "userName pr", directory.literals) == set()
+    assert directory.labels("Groups", 'displayName eq "Admins"', directory.literals) == set()
+
+
+# -- string literals follow JSON (RFC 7644 §3.4.2.2 compValue) ------------------------------
+
+LITERAL_NAMES = ['Sales "EMEA"', "CONTOSO\\jdoe", "café 😀", "a/b c", "\\uZZ",
+                 "Team [ops] (east)", "x' or 1=1 --"]
+
+
+@pytest.fixture(scope="module")
+def literal_groups(directory: Directory) -> dict[str, str]:
+    """Groups of tenant ``literals`` named with awkward literals: name -> id."""
+    return {name: _created(directory.literals, "Groups", {"displayName": name})["id"]
+            for name in LITERAL_NAMES}
+
+
+@pytest.mark.parametrize(
+    ("filter_text", "name"),
+    [
+        (r'displayName eq "Sales \"EMEA\""', 'Sales "EMEA"'),
+        (r'displayName eq "CONTOSO\\jdoe"', "CONTOSO\\jdoe"),
+        (r'displayName eq "CONTOSO\jdoe"', "CONTOSO\\jdoe"),  # unescaped: the backslash stays
+        (r'displayName eq "caf\u00e9 \ud83d\ude00"', "café 😀"),
+        (r'displayName eq "a\/b\u0020c"', "a/b c"),
+        (r'displayName eq "\uZZ"', "\\uZZ"),
+        ('displayName eq "Team [ops] (east)"', "Team [ops] (east)"),
+        ('displayName eq "x\' or 1=1 --"', "x' or 1=1 --"),
+    ],
+)
+def test_string_values_are_read_as_json_strings(
+    directory: Directory, literal_groups: dict[str, str], filter_text: str, name: str
+) -> None:
+    assert directory.labels("Groups", filter_text, directory.literals) == {literal_groups[name]}
+
+
+def test_values_are_bound_parameters_never_sql(directory: Directory) -> None:
+    """A quote in a value cannot widen the result: nobody in acme has this name."""
+    assert directory.labels("Users", 'displayName eq "x\' or 1=1 --"') == set()
+    assert directory.labels("Users", 'userName eq "x\\" or 1=1 --"') == set()
+
+
+# -- filters refused with 400 invalidFilter --------------------------------------------------
+
+
+def _refused(client: httpx.Client, resource: str, filter_text: str) -> str:
+    response = client.get(f"/{resource}", params={"filter": filter_text})
+    assert response.status_code == 400, response.text
+    assert response.headers["content-type"].startswith("application/scim+json")
+    body = response.json()
+    assert (body["status"], body["scimType"]) == ("400", "invalidFilter")
+    return str(body["detail"])
+
+
+def test_an_empty_filter_parameter_is_no_filter(directory: Directory) -> None:
+    """``filter=`` is read like an absent parameter; only blank text is refused (below)."""
+    assert directory.labels("Users", "") == {"babs", "john", "pct"}
 
 
 BAD_USER_FILTERS = [
-    ("", "empty"),
     ("   ", "empty"),
     ('userName eq "' + "a" * 5000 + '"', "4096"),
     ("(" * 10_000 + 'userName eq "x"' + ")" * 10_000, "4096"),
@@ -363,15 +433,16 @@ BAD_USER_FILTERS = [
     ("userName eq null", "null"),
     ("title eq true", "not a boolean"),
     ('x509Certificates.value gt "a"', "binary"),
+    (r'displayName eq "abc\"', "never closed"),
+    (r'displayName eq "\ud800"', "unpaired"),
 ]
 
 
 @pytest.mark.parametrize(("filter_text", "detail"), BAD_USER_FILTERS)
-def test_bad_user_filter_is_invalid_filter(filter_text: str, detail: str) -> None:
-    with pytest.raises(InvalidFilter) as raised:
-        compile_filter(filter_text, schema.USER_TYPE)
-    assert detail in raised.value.detail
-    assert raised.value.scim_type == "invalidFilter"
+def test_bad_user_filter_is_400_invalid_filter(
+    directory: Directory, filter_text: str, detail: str
+) -> None:
+    assert detail in _refused(directory.acme, "Users", filter_text)
 
 
 @pytest.mark.parametrize(
@@ -383,13 +454,13 @@ def test_bad_user_filter_is_invalid_filter(filter_text: str, detail: str) -> Non
         ('urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department eq "x"', "URN"),
     ],
 )
-def test_bad_group_filter_is_invalid_filter(filter_text: str, detail: str) -> None:
-    with pytest.raises(InvalidFilter) as raised:
-        compile_filter(filter_text, schema.GROUP_TYPE)
-    assert detail in raised.value.detail
+def test_bad_group_filter_is_400_invalid_filter(
+    directory: Directory, filter_text: str, detail: str
+) -> None:
+    assert detail in _refused(directory.acme, "Groups", filter_text)
 
 
-def test_random_token_soup_is_a_clause_or_invalid_filter(session: Session) -> None:
+def test_random_token_soup_is_a_list_or_invalid_filter(directory: Directory) -> None:
     pieces = [
         *("userName", "emails", ".value", "[", "]", "(", ")", "eq", "co", "gt", "pr", "and"),
         *("or", "not", '"x"', '"%"', "true", "null", "7", "manager", "meta.created", '"'),
@@ -398,55 +469,47 @@ def test_random_token_soup_is_a_clause_or_invalid_filter(session: Session) -> No
     rng = random.Random(7644)
     for _ in range(300):
         soup = " ".join(rng.choice(pieces) for _ in range(rng.randint(1, 12)))
-        try:
-            where = compile_filter(soup, schema.USER_TYPE)
-        except InvalidFilter:
-            continue
-        session.scalars(select(User.id).where(where)).all()
+        response = directory.acme.get("/Users", params={"filter": soup})
+        assert response.status_code in (200, 400), (soup, response.text)
+        if response.status_code == 400:
+            assert response.json()["scimType"] == "invalidFilter", soup
 
 
-def test_username_eq_is_an_index_lookup(session: Session) -> None:
-    if session.bind.dialect.name != "sqlite":
+def test_username_eq_is_an_index_lookup(directory: Directory) -> None:
+    """The list query the server runs for ``userName eq`` searches the unique index."""
+    engine = directory.app.extensions["scim_bridge"].engine
+    if engine.dialect.name != "sqlite":
         pytest.skip("the plan text checked here is SQLite's")
-    query = select(User.id).where(
-        User.tenant_id == 1, compile_filter('userName eq "BJensen@example.com"', schema.USER_TYPE)
-    )
-    sql = str(query.compile(session.bind, compile_kwargs={"literal_binds": True}))
-    plan = " ".join(row[-1] for row in session.execute(text(f"EXPLAIN QUERY PLAN {sql}")))
-    assert "SEARCH users USING" in plan and "user_name_key=?" in plan
+    statements: list[tuple[str, Any]] = []
+
+    def record(_conn, _cursor, statement, parameters, _context, _many):
+        if "user_name_key" in statement:
+            statements.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        found = directory.labels("Users", 'userName eq "BJensen@example.com"')
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert found == {"babs"}
+    assert statements, "no query compared user_name_key"
+    with engine.connect() as connection:
+        for statement, parameters in statements:
+            plan = " ".join(str(row[-1]) for row in connection.exec_driver_sql(
+                f"EXPLAIN QUERY PLAN {statement}", parameters))
+            assert "SEARCH users USING" in plan and "user_name_key=?" in plan, plan
 
 
-def test_values_are_bound_parameters_never_sql() -> None:
-    hostile = "x' or 1=1 --"
-    compiled = compile_filter(f'displayName eq "{hostile}"', schema.USER_TYPE).compile()
-    assert "1=1" not in str(compiled)
-    assert hostile in compiled.params.values()
+# -- value filters in PATCH paths (the in-memory matching) -----------------------------------
 
 
-def test_parse_types_json_literals() -> None:
-    def value_of(filter_text: str) -> Any:
-        return parse(filter_text).expr.comp_value.value
-
-    assert value_of("active eq true") is True
-    assert value_of('active eq "true"') == "true"
-    assert value_of("title eq null") is None
-    assert value_of("employeeNumber eq 701984") == "701984"
-
-
-def test_parse_keeps_rfc_precedence() -> None:
-    tree = parse('a pr or b pr and c pr')
-    assert isinstance(tree.expr, ast.LogExpr) and tree.expr.op == "or"
-
-
-# -- evaluate(): the PATCH engine's value filters -------------------------------------------
-
-EMAILS = schema.USER.attribute("emails")
-PHOTOS = schema.USER.attribute("photos")
-MEMBERS = schema.GROUP.attribute("members")
+def _user(directory: Directory, **document: Any) -> dict[str, Any]:
+    return _created(directory.patching, "Users",
+                    {"userName": f"{uuid.uuid4().hex}@patching.test", **document})
 
 
 @pytest.mark.parametrize(
-    ("value_filter", "element", "expected"),
+    ("value_filter", "element", "selected"),
     [
         ('type eq "work"', {"type": "work", "value": "a@x"}, True),
         ('type eq "work"', {"type": "Work", "value": "a@x"}, True),
@@ -455,34 +518,55 @@ MEMBERS = schema.GROUP.attribute("members")
         ('type ne "work"', {"value": "a@x"}, True),
         ('type eq "work" and value co "@X.ORG"', {"type": "work", "value": "a@x.org"}, True),
         ('type eq "work" and value co "@y"', {"type": "work", "value": "a@x.org"}, False),
-        ('type eq "home" or type eq "work" and value eq "zzz"', {"type": "home"}, True),
+        ('type eq "home" or type eq "work" and value eq "zzz"', {"type": "home", "value": "h"},
+         True),
         ("primary eq true", {"value": "a", "primary": True}, True),
         ('primary eq "True"', {"value": "a", "primary": True}, True),
         ("primary eq true", {"value": "a"}, False),
         ("not (primary eq true)", {"value": "a"}, True),
-        ("value pr", {"value": ""}, False),
         ("value pr", {"value": "a"}, True),
+        ("display pr", {"value": "a"}, False),
         ('value sw "A" and value ew "Z"', {"value": "abcz"}, True),
-        ("type eq work", {"type": "work"}, True),
+        ("type eq work", {"type": "work", "value": "w"}, True),
+        (r'value eq "a\"]b" and type eq "work"', {"value": 'a"]b', "type": "work"}, True),
     ],
 )
-def test_evaluate_email_value_filter(value_filter: str, element: dict, expected: bool) -> None:
-    assert evaluate(parse_value_filter(value_filter), element, EMAILS) is expected
+def test_patch_remove_by_value_filter_removes_what_it_selects(
+    directory: Directory, value_filter: str, element: dict, selected: bool
+) -> None:
+    user = _user(directory, emails=[element])
+    response = directory.patching.patch(
+        f"/Users/{user['id']}", json=patch({"op": "remove", "path": f"emails[{value_filter}]"})
+    )
+    assert response.status_code == 200, response.text
+    assert ("emails" not in response.json()) is selected
+    assert ("emails" not in _read(directory.patching, "Users", user["id"])) is selected
 
 
-def test_evaluate_honours_case_exact_sub_attributes() -> None:
-    same_id = parse_value_filter('value eq "abc"')
-    upper_url = parse_value_filter('value eq "HTTP://A"')
-    assert evaluate(upper_url, {"value": "http://a"}, PHOTOS) is False
-    assert evaluate(same_id, {"value": "abc"}, MEMBERS) is True
-    assert evaluate(same_id, {"value": "ABC"}, MEMBERS) is False
+def test_patch_value_filter_honours_case_exact_sub_attributes(directory: Directory) -> None:
+    """photos.value is a caseExact reference; member values are ids, compared exactly."""
+    user = _user(directory, photos=[{"value": "http://a", "type": "photo"}])
+    upper = patch({"op": "remove", "path": 'photos[value eq "HTTP://A"]'})
+    assert directory.patching.patch(f"/Users/{user['id']}", json=upper).status_code == 200
+    assert _read(directory.patching, "Users", user["id"])["photos"] == user["photos"]
+
+    group = _created(directory.patching, "Groups",
+                     {"displayName": uuid.uuid4().hex, "members": [{"value": user["id"]}]})
+    for value, remaining in [(user["id"].upper(), [user["id"]]), (user["id"], [])]:
+        remove = patch({"op": "remove", "path": f'members[value eq "{value}"]'})
+        assert directory.patching.patch(f"/Groups/{group['id']}", json=remove).status_code == 204
+        members = _read(directory.patching, "Groups", group["id"]).get("members", [])
+        assert [member["value"] for member in members] == remaining
 
 
-def test_evaluate_accepts_the_whole_value_path() -> None:
-    node = parse('emails[type eq "work"]')
-    assert isinstance(node.expr, ast.Filter) and node.expr.namespace.attr_name == "emails"
-    assert evaluate(node, {"type": "work"}, EMAILS) is True
-    assert evaluate(node.expr, {"type": "home"}, EMAILS) is False
+def test_patch_path_brackets_skip_escaped_quotes(directory: Directory) -> None:
+    user = _user(directory, emails=[{"value": 'a"]b', "type": "work"},
+                                    {"value": "other@x", "type": "home"}])
+    operation = {"op": "replace", "path": r'emails[value eq "a\"]b"].display', "value": "D"}
+    response = directory.patching.patch(f"/Users/{user['id']}", json=patch(operation))
+    assert response.status_code == 200, response.text
+    assert response.json()["emails"] == [{"value": 'a"]b', "type": "work", "display": "D"},
+                                         {"value": "other@x", "type": "home"}]
 
 
 @pytest.mark.parametrize(
@@ -495,47 +579,14 @@ def test_evaluate_accepts_the_whole_value_path() -> None:
         ("type eq", "ends too early"),
     ],
 )
-def test_evaluate_refuses_bad_value_filters(value_filter: str, detail: str) -> None:
-    with pytest.raises(InvalidFilter) as raised:
-        evaluate(parse_value_filter(value_filter), {"type": "work"}, EMAILS)
-    assert detail in raised.value.detail
-
-
-# -- string literals follow JSON (RFC 7644 §3.4.2.2 compValue) ------------------------------
-
-
-@pytest.mark.parametrize(
-    ("filter_text", "value"),
-    [
-        (r'displayName eq "Sales \"EMEA\""', 'Sales "EMEA"'),
-        (r'userName eq "CONTOSO\\jdoe"', "CONTOSO\\jdoe"),
-        (r'userName eq "CONTOSO\jdoe"', "CONTOSO\\jdoe"),  # unescaped: the backslash stays
-        (r'displayName eq "caf\u00e9 \ud83d\ude00"', "café 😀"),
-        (r'displayName eq "a\/b\tc"', "a/b\tc"),
-        (r'displayName eq "\uZZ"', "\\uZZ"),
-        ('displayName eq "Team [ops] (east)"', "Team [ops] (east)"),
-    ],
-)
-def test_string_values_are_read_as_json_strings(filter_text: str, value: str) -> None:
-    assert parse(filter_text).expr.comp_value.value == value
-
-
-def test_escaped_quote_in_a_value_filter_is_part_of_the_value() -> None:
-    node = parse_value_filter(r'value eq "a\"]b" and type eq "work"')
-    assert evaluate(node, {"value": 'a"]b', "type": "work"}, EMAILS) is True
-
-
-@pytest.mark.parametrize(
-    ("filter_text", "detail"),
-    [(r'displayName eq "abc\"', "never closed"), (r'displayName eq "\ud800"', "unpaired")],
-)
-def test_bad_string_literals_are_invalid_filters(filter_text: str, detail: str) -> None:
-    with pytest.raises(InvalidFilter) as raised:
-        parse(filter_text)
-    assert detail in raised.value.detail
-
-
-def test_patch_path_brackets_skip_escaped_quotes() -> None:
-    path = parse_path(r'emails[value eq "a\"]b"].display', schema.USER_TYPE)
-    assert (path.attribute, path.sub_attribute) == ("emails", "display")
-    assert path.value_filter.expr.comp_value.value == 'a"]b'
+def test_patch_with_a_bad_value_filter_is_400_and_changes_nothing(
+    directory: Directory, value_filter: str, detail: str
+) -> None:
+    user = _user(directory, emails=[{"type": "work", "value": "w@x"}])
+    response = directory.patching.patch(
+        f"/Users/{user['id']}", json=patch({"op": "remove", "path": f"emails[{value_filter}]"})
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["scimType"] == "invalidPath"  # RFC 7644 §3.12: a PATCH path
+    assert detail in response.json()["detail"]
+    assert _read(directory.patching, "Users", user["id"]) == user

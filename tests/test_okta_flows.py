@@ -645,11 +645,17 @@ def test_spec_bare_username_as_the_filter_is_a_400(spec):
 
 
 def test_spec_groups_endpoint_lists_groups(spec, okta):
-    push_group(okta, unique("Spec group"))
-    response = spec.get("/Groups")
+    """The server is shared by the module, so the count is compared before and after."""
+    before = spec.get("/Groups", params={"count": 0}).json()["totalResults"]
+    name = unique("Spec group")
+    group = push_group(okta, name)
+    response = spec.get("/Groups", params={"count": 1000})
     assert response.status_code == 200
-    assert response.json()["totalResults"] >= 1
-    assert isinstance(response.json()["Resources"], list)
+    body = response.json()
+    assert body["totalResults"] == before + 1
+    assert group["id"] in [listed["id"] for listed in body["Resources"]]
+    found = spec.get("/Groups", params={"filter": f'displayName eq "{name}"'}).json()
+    assert (found["totalResults"], [g["id"] for g in found["Resources"]]) == (1, [group["id"]])
 
 
 def test_spec_non_token_authorization_is_a_401_error(server):

@@ -657,38 +657,106 @@ def test_uncoercible_value_is_invalid(value: Any, error: type[BridgeError]) -> N
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("userName", (None, "userName", False, None)),
-        ("USERNAME", (None, "userName", False, None)),
-        ("urn:ietf:params:scim:schemas:core:2.0:User:userName", (None, "userName", False, None)),
-        ("name.givenName", (None, "name", False, "givenName")),
-        ("NAME.GIVENNAME", (None, "name", False, "givenName")),
-        (EMPLOYEE_NUMBER, (ENT, "employeeNumber", False, None)),
-        (EMPLOYEE_NUMBER.lower(), (ENT, "employeeNumber", False, None)),
-        ("manager", (ENT, "manager", False, None)),
-        (MANAGER, (ENT, "manager", False, None)),
-        (f"{MANAGER}.value", (ENT, "manager", False, "value")),
-        (WORK_EMAIL, (None, "emails", True, "value")),
-        ('addresses[type eq "work"].formatted', (None, "addresses", True, "formatted")),
-        ('phoneNumbers[type eq "mobile"].value', (None, "phoneNumbers", True, "value")),
-        ('emails[value eq "a]b@x.io"]', (None, "emails", True, None)),
-        ("emails", (None, "emails", False, None)),
+        ("userName", (None, "userName", None)),
+        ("USERNAME", (None, "userName", None)),
+        ("urn:ietf:params:scim:schemas:core:2.0:User:userName", (None, "userName", None)),
+        ("name.givenName", (None, "name", "givenName")),
+        ("NAME.GIVENNAME", (None, "name", "givenName")),
+        (EMPLOYEE_NUMBER, (ENT, "employeeNumber", None)),
+        (EMPLOYEE_NUMBER.lower(), (ENT, "employeeNumber", None)),
+        ("manager", (ENT, "manager", None)),
+        (MANAGER, (ENT, "manager", None)),
+        (f"{MANAGER}.value", (ENT, "manager", "value")),
+        (WORK_EMAIL, (None, "emails", "value")),
+        ('addresses[type eq "work"].formatted', (None, "addresses", "formatted")),
+        ('phoneNumbers[type eq "mobile"].value', (None, "phoneNumbers", "value")),
+        ('emails[value eq "a]b@x.io"]', (None, "emails", None)),
+        ("emails", (None, "emails", None)),
     ],
 )
 def test_user_path_parses_to_canonical_spelling(
-    text: str, expected: tuple[str | None, str, bool, str | None]
+    text: str, expected: tuple[str | None, str, str | None]
 ) -> None:
     path = parse_path(text, USER_TYPE)
-    assert (
-        path.schema_uri,
-        path.attribute,
-        path.value_filter is not None,
-        path.sub_attribute,
-    ) == expected
+    assert (path.schema_uri, path.attribute, path.sub_attribute) == expected
 
 
-def test_member_filter_path_parses() -> None:
-    path = parse_path('members[value eq "2819c223"]', GROUP_TYPE)
-    assert (path.attribute, path.value_filter is not None) == ("members", True)
+@pytest.mark.parametrize("text", ["userName", "name.givenName", MANAGER, "emails"])
+def test_path_without_brackets_has_no_value_filter(text: str) -> None:
+    assert parse_path(text, USER_TYPE).value_filter is None
+
+
+SEVERAL = {
+    **ALICE,
+    "emails": [
+        {"value": "a]b@x.io", "type": "work", "primary": True},
+        {"value": "alice@home.example", "type": "home"},
+        {"value": "a@other.example", "type": "other"},
+    ],
+    "phoneNumbers": [{"value": "1", "type": "work"}, {"value": "2", "type": "mobile"}],
+    "addresses": [{"type": "work", "formatted": "Old"}, {"type": "home", "formatted": "Home"}],
+}
+
+
+@pytest.mark.parametrize(
+    ("operation", "attribute", "expected"),
+    [
+        pytest.param(
+            {"op": "replace", "path": WORK_EMAIL, "value": "new@x.io"},
+            "emails",
+            [
+                {"value": "new@x.io", "type": "work", "primary": True},
+                {"value": "alice@home.example", "type": "home"},
+                {"value": "a@other.example", "type": "other"},
+            ],
+            id="work-email",
+        ),
+        pytest.param(
+            {"op": "replace", "path": 'emails[type eq "home" or type eq "other"].value',
+             "value": "same@x.io"},
+            "emails",
+            [
+                {"value": "a]b@x.io", "type": "work", "primary": True},
+                {"value": "same@x.io", "type": "home"},
+                {"value": "same@x.io", "type": "other"},
+            ],
+            id="or-in-brackets",
+        ),
+        pytest.param(
+            {"op": "remove", "path": 'emails[value eq "a]b@x.io"]'},
+            "emails",
+            [
+                {"value": "alice@home.example", "type": "home"},
+                {"value": "a@other.example", "type": "other"},
+            ],
+            id="bracket-in-a-quoted-value",
+        ),
+        pytest.param(
+            {"op": "replace", "path": 'phoneNumbers[type eq "mobile"].value', "value": "3"},
+            "phoneNumbers",
+            [{"value": "1", "type": "work"}, {"value": "3", "type": "mobile"}],
+            id="mobile",
+        ),
+        pytest.param(
+            {"op": "replace", "path": 'addresses[type eq "work"].formatted', "value": "New"},
+            "addresses",
+            [{"type": "work", "formatted": "New"}, {"type": "home", "formatted": "Home"}],
+            id="work-address",
+        ),
+    ],
+)
+def test_value_filter_path_changes_only_the_elements_it_selects(
+    operation: dict[str, Any], attribute: str, expected: list[dict[str, Any]]
+) -> None:
+    result = patch_user(operation, document=SEVERAL)
+    assert result[attribute] == expected
+    assert result == changed(SEVERAL, {attribute: expected})
+
+
+def test_member_filter_path_selects_the_member_named() -> None:
+    assert split({"op": "remove", "path": 'members[value eq "2819c223"]'}) == [
+        MemberChange("remove", ("2819c223",))
+    ]
 
 
 def test_group_has_no_enterprise_attributes() -> None:

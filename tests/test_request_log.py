@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import sqlite3
+import time
+from collections.abc import Iterator
+
 import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
 
 from scim_bridge import create_app
+from scim_bridge.requestlog import RequestLog
 
 from .conftest import http_client, make_token
 from .scimdata import create_user, patch
@@ -47,16 +54,142 @@ def test_successes_are_logged_without_a_reason(scim, admin):
     assert (entry["method"], entry["status"], entry["reason"]) == ("POST", 201, None)
 
 
-def test_request_bodies_and_secrets_are_never_logged(scim, admin):
+def test_request_bodies_and_secrets_are_never_logged(scim, scim_token, admin):
     create_user(scim, "secret@example.com", password="hunter2-very-secret")
-    assert "hunter2" not in str(_log(admin))
+    entries = _log(admin)
+    assert [(e["method"], e["path"], e["status"]) for e in entries] == [
+        ("POST", "/scim/v2/Users", 201)
+    ]
+    assert "hunter2" not in str(entries)
+    assert scim_token not in str(entries)
+
+
+def _paths(admin) -> list[str]:
+    return [entry["path"] for entry in _log(admin)]
 
 
 def test_retention_is_bounded_per_tenant(settings):
+    """Each tenant keeps its newest ``request_log_retention`` entries; one tenant's traffic
+    never prunes another's."""
     app = create_app(settings.with_(request_log_retention=10))
-    scim_token = make_token(app, "okta", "scim")
-    with http_client(app, scim_token, "/scim/v2") as scim, admin_client(app) as admin:
-        for _ in range(120):
-            scim.get("/Users")
-        assert len(_log(admin)) <= 10
+    acme = http_client(app, make_token(app, "okta", "scim"), "/scim/v2")
+    globex = http_client(app, make_token(app, "entra", "scim", "globex"), "/scim/v2")
+    acme_admin = admin_client(app, "acme-console")
+    globex_admin = admin_client(app, "globex-console", "globex")
+    with acme, globex, acme_admin, globex_admin:
+        for index in range(5):
+            acme.get("/Users", params={"count": index})
+        for index in range(120):
+            globex.get("/Users", params={"count": index})
+        assert _paths(acme_admin) == [f"/scim/v2/Users?count={i}" for i in reversed(range(5))]
+        assert _paths(globex_admin) == [
+            f"/scim/v2/Users?count={i}" for i in reversed(range(110, 120))
+        ]
+        for index in range(5, 25):
+            acme.get("/Users", params={"count": index})
+        assert _paths(acme_admin) == [
+            f"/scim/v2/Users?count={i}" for i in reversed(range(15, 25))
+        ]
+        assert len(_paths(globex_admin)) == 10
+    app.extensions["scim_bridge"].request_log.flush()
     app.extensions["scim_bridge"].engine.dispose()
+
+
+class BusyDatabase:
+    """Another connection holding the write lock on the app's database until released:
+    ``BEGIN IMMEDIATE`` on SQLite, ``LOCK TABLE request_log`` on PostgreSQL. The app's settings
+    give up waiting after 100 ms (the busy timeout, or PostgreSQL's ``lock_timeout``)."""
+
+    def __init__(self, settings):
+        url = settings.database_url
+        if url.startswith("sqlite"):
+            self.settings = settings.with_(sqlite_busy_timeout_ms=100)
+            self._holder = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
+            self._lock_sql = ["BEGIN IMMEDIATE"]
+        else:
+            self.settings = settings.with_(database_url=f"{url}?options=-c%20lock_timeout%3D100")
+            self._engine = create_engine(url)
+            self._holder = self._engine.raw_connection()
+            self._lock_sql = ["BEGIN", "LOCK TABLE request_log IN EXCLUSIVE MODE"]
+
+    def hold(self) -> None:
+        cursor = self._holder.cursor()
+        for statement in self._lock_sql:
+            cursor.execute(statement)
+        cursor.close()
+
+    def release(self) -> None:
+        self._holder.rollback()
+
+    def close(self) -> None:
+        self._holder.close()
+        if hasattr(self, "_engine"):
+            self._engine.dispose()
+
+
+@pytest.fixture
+def busy(settings) -> Iterator[BusyDatabase]:
+    database = BusyDatabase(settings)
+    yield database
+    database.close()
+
+
+@pytest.fixture
+def busy_app(busy) -> Iterator[object]:
+    app = create_app(busy.settings)
+    yield app
+    app.extensions["scim_bridge"].engine.dispose()
+
+
+def test_a_batch_the_busy_database_refuses_is_written_once_it_is_free(busy, busy_app, caplog):
+    request_log = busy_app.extensions["scim_bridge"].request_log
+    with http_client(busy_app, make_token(busy_app, "okta", "scim"), "/scim/v2") as scim, \
+            admin_client(busy_app) as admin:
+        busy.hold()
+        for index in range(3):
+            assert scim.get("/Users", params={"count": index}).status_code == 200
+        with pytest.raises(OperationalError):
+            request_log.flush()
+        assert "kept for the next attempt" in caplog.text
+        busy.release()
+        request_log.flush()
+        assert _paths(admin) == [f"/scim/v2/Users?count={i}" for i in reversed(range(3))]
+    assert "dropped" not in caplog.text
+
+
+def _stored(app) -> int:
+    """Entries in the table, read without flushing (as another process would see them)."""
+    with app.extensions["scim_bridge"].engine.connect() as connection:
+        return connection.execute(text("SELECT count(*) FROM request_log")).scalar_one()
+
+
+def test_the_background_writer_retries_until_the_database_is_free(busy, busy_app):
+    with http_client(busy_app, make_token(busy_app, "okta", "scim"), "/scim/v2") as scim, \
+            admin_client(busy_app) as admin:
+        busy.hold()
+        for index in range(3):
+            scim.get("/Users", params={"count": index})
+        time.sleep(1.5)  # the writer's first attempts (every 0.5 s, then backing off) fail
+        busy.release()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and _stored(busy_app) < 3:
+            time.sleep(0.1)
+        assert _stored(busy_app) == 3, "the background writer did not retry"
+        assert _paths(admin) == [f"/scim/v2/Users?count={i}" for i in reversed(range(3))]
+
+
+def test_past_the_buffer_cap_the_oldest_entries_are_dropped_and_counted(
+    busy, busy_app, caplog
+):
+    bridge = busy_app.extensions["scim_bridge"]
+    bridge.request_log = RequestLog(bridge.sessions, retention=100, max_pending=5)
+    with http_client(busy_app, make_token(busy_app, "okta", "scim"), "/scim/v2") as scim, \
+            admin_client(busy_app) as admin:
+        busy.hold()
+        for index in range(8):
+            scim.get("/Users", params={"count": index})
+        with pytest.raises(OperationalError):
+            bridge.request_log.flush()
+        assert "dropped the 3 oldest entries" in caplog.text
+        busy.release()
+        assert _paths(admin) == [f"/scim/v2/Users?count={i}" for i in reversed(range(3, 8))]

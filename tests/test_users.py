@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from .scimdata import ENTERPRISE, create_user, patch, user_body
+from .conftest import http_client, make_token
+from .scimdata import ENTERPRISE, create_user, member_ids, patch, user_body
 
 
 def test_create_returns_201_with_id_location_and_etag(scim):
@@ -34,10 +35,34 @@ def test_username_is_unique_ignoring_case(scim, variant):
     assert response.json()["status"] == "409"
 
 
-def test_external_id_is_unique_per_tenant(scim):
-    create_user(scim, "a@example.com", externalId="00u1")
-    response = scim.post("/Users", json=user_body("b@example.com", externalId="00u1"))
-    assert response.status_code == 409
+@pytest.fixture
+def other_tenant(app):
+    """A SCIM client of a second tenant, ``globex``."""
+    with http_client(app, make_token(app, "globex-okta", "scim", "globex"), "/scim/v2") as client:
+        yield client
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        (user_body("same@example.com"), user_body("same@example.com")),
+        (user_body("a@example.com", externalId="00u1"),
+         user_body("b@example.com", externalId="00u1")),
+    ],
+    ids=["userName", "externalId"],
+)
+def test_username_and_external_id_are_unique_per_tenant(scim, other_tenant, first, second):
+    """The same value in two tenants is two users; twice in one tenant is 409 uniqueness."""
+    mine = scim.post("/Users", json=first)
+    theirs = other_tenant.post("/Users", json=second)
+    assert (mine.status_code, theirs.status_code) == (201, 201), theirs.text
+    assert mine.json()["id"] != theirs.json()["id"]
+    duplicate = other_tenant.post("/Users", json=second)
+    assert duplicate.status_code == 409
+    assert duplicate.json()["scimType"] == "uniqueness"
+    for client, user in ((scim, mine.json()), (other_tenant, theirs.json())):
+        found = client.get("/Users", params={"filter": f'userName eq "{user["userName"]}"'})
+        assert [u["id"] for u in found.json()["Resources"]] == [user["id"]]
 
 
 def test_username_is_required(scim):
@@ -144,9 +169,12 @@ def test_delete_then_get_is_404_and_the_username_is_free_again(scim):
 def test_deleted_user_leaves_no_membership_behind(scim):
     user = create_user(scim, "member@example.com")
     group = scim.post("/Groups", json={"displayName": "Ops", "members": [{"value": user["id"]}]})
-    scim.delete(f"/Users/{user['id']}")
-    members = scim.get(f"/Groups/{group.json()['id']}").json().get("members", [])
-    assert members == []
+    assert group.status_code == 201, group.text
+    assert member_ids(scim, group.json()["id"]) == {user["id"]}
+    assert scim.delete(f"/Users/{user['id']}").status_code == 204
+    response = scim.get(f"/Groups/{group.json()['id']}")
+    assert response.status_code == 200, response.text
+    assert response.json()["members"] == []
 
 
 def test_deactivated_user_is_still_readable(scim):
@@ -176,7 +204,10 @@ def test_if_match_with_the_current_version_applies(scim):
         headers={"If-Match": user["meta"]["version"]},
         json=user_body("v2@example.com", title="T"),
     )
-    assert response.status_code == 200
+    assert response.status_code == 200, response.text
+    assert response.json()["title"] == "T"
+    assert response.json()["meta"]["version"] != user["meta"]["version"]
+    assert scim.get(f"/Users/{user['id']}").json()["title"] == "T"
 
 
 def test_if_none_match_with_the_current_version_is_304(scim):
@@ -214,8 +245,13 @@ def test_deleting_a_manager_clears_the_reference(scim):
     assert after["meta"]["version"] != report["meta"]["version"]
 
 
-def test_paths_with_trailing_or_doubled_slashes_are_served(scim):
-    assert scim.get("/Users/").status_code == 200
-    response = scim.get("//Users")
-    assert response.status_code in (200, 404)
-    assert response.headers["content-type"].startswith("application/scim+json")
+def test_a_trailing_slash_is_served_and_a_doubled_one_is_a_scim_404(scim):
+    """A tenant URL saved with a trailing slash works; ``//Users`` is not merged into a
+    redirect (an HTML 308 an IdP would not follow) but answered as an unknown SCIM URL."""
+    trailing = scim.get("/Users/")
+    assert trailing.status_code == 200
+    assert trailing.json()["schemas"] == ["urn:ietf:params:scim:api:messages:2.0:ListResponse"]
+    doubled = scim.get("//Users")
+    assert doubled.status_code == 404
+    assert doubled.headers["content-type"].startswith("application/scim+json")
+    assert doubled.json()["status"] == "404"
