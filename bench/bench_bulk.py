@@ -15,6 +15,16 @@ stack with httpx, as an IdP's would. Nothing else is started.
     python bench/bench_bulk.py                 # 100, 250, 500, 1000 operations on SQLite
     python bench/bench_bulk.py --sizes 1000
     python bench/bench_bulk.py --db postgresql+psycopg://postgres@127.0.0.1:5432/test_bulk
+
+Measured on the shared 2-core machine, SQLite, load average about 1.5 (wall s / CPU s):
+
+    shape            ops   before (repeated scans)   after (Kahn order)
+    manager chain   1000           85.9 / 64.7            2.25 / 1.80
+    group chain     1000           14.4 /  7.1            5.25 / 3.65
+    no references   1000            9.9 /  5.0            2.41 / 1.75
+
+What remains is the per-operation cost of the services (group creation is about three times
+user creation) and of each operation's savepoint, both linear.
 """
 
 from __future__ import annotations
