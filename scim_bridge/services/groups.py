@@ -35,6 +35,7 @@ from .common import (
     require,
     shown,
     touch,
+    touch_members_only,
     touch_users,
 )
 
@@ -55,6 +56,11 @@ _REMOVE_MEMBERS = (
            _MEMBERSHIPS.c.user_id.in_(bindparam("ids", expanding=True)))
     .returning(_MEMBER_ID)
 )
+_MEMBERS_OF = (
+    select(_MEMBERSHIPS.c.group_id, _MEMBER_ID, _MEMBERSHIPS.c.display)
+    .where(_MEMBERSHIPS.c.group_id.in_(bindparam("group_ids", expanding=True)))
+    .order_by(_MEMBERSHIPS.c.group_id, _MEMBER_ID)
+)
 
 
 def get_group(
@@ -72,11 +78,7 @@ def members_of(db: Session, group_ids: list[str]) -> dict[str, list[tuple[str, s
     result: dict[str, list[tuple[str, str | None]]] = defaultdict(list)
     if not group_ids:
         return result
-    rows = db.execute(
-        select(Membership.group_id, Membership.user_id, Membership.display)
-        .where(Membership.group_id.in_(group_ids))
-        .order_by(Membership.group_id, Membership.user_id)
-    )
+    rows = connection(db).execute(_MEMBERS_OF, {"group_ids": group_ids})
     for group_id, user_id, display in rows:
         result[group_id].append((user_id, display))
     return result
@@ -123,10 +125,10 @@ def patch_group(
             document = apply_operations(document, [step], GROUP_TYPE)
     if document != before:
         _apply(group, document)
-        changed = True
-    if changed:
         touch(group)
         flush_unique(db, _clashes(group))
+    elif changed:  # members alone (the common PATCH): no name can clash
+        touch_members_only(db, group)
     return group
 
 
