@@ -21,16 +21,12 @@ Only the standard library, httpx and scim_bridge (for the table definitions) are
 from __future__ import annotations
 
 import argparse
-import contextlib
 import math
 import os
 import random
 import re
 import shutil
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -44,7 +40,9 @@ from urllib.parse import urlsplit
 
 import httpx
 
-LOOPBACK = "127.0.0.1"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: tests/
+from tests.harness import LOOPBACK, BridgeServer, ServerProcess, free_port  # noqa: E402
+
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
 GROUP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Group"
@@ -58,12 +56,6 @@ POST_RATE_TARGET = 600.0
 
 
 # -- small helpers ---------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((LOOPBACK, 0))
-        return int(sock.getsockname()[1])
 
 
 def bounded(count: int, seconds: float) -> Iterator[int]:
@@ -125,90 +117,38 @@ def patch_remove(user_id: str) -> dict[str, Any]:
     }
 
 
-def new_user_body(index: int, run: str) -> dict[str, Any]:
-    """What Okta or Entra sends on create: name, one work email, active."""
-    user_name = f"post-{run}-{index}@bench.example.com"
+def idp_user_body(user_name: str, given: str, family: str) -> dict[str, Any]:
+    """What Okta or Entra sends on create: name, displayName, one primary work email, active."""
     return {
         "schemas": [USER_SCHEMA],
         "userName": user_name,
-        "name": {"givenName": "Bench", "familyName": f"User{index}"},
-        "displayName": f"Bench User{index}",
+        "name": {"givenName": given, "familyName": family},
+        "displayName": f"{given} {family}",
         "emails": [{"value": user_name, "type": "work", "primary": True}],
         "active": True,
     }
+
+
+def new_user_body(index: int, run: str) -> dict[str, Any]:
+    return idp_user_body(f"post-{run}-{index}@bench.example.com", "Bench", f"User{index}")
 
 
 def seeded_user_name(index: int) -> str:
     return f"seed{index:06d}@bench.example.com"
 
 
+def seeded_user_body(index: int) -> dict[str, Any]:
+    return idp_user_body(seeded_user_name(index), "Seed", f"User{index:06d}")
+
+
 # -- servers ---------------------------------------------------------------------------------
 
 
-class Server:
-    """A server process this script started, stopped by its own process group id."""
-
-    def __init__(self, name: str, argv: list[str], env: dict[str, str], log_path: Path):
-        self.name = name
-        self.log_path = log_path
-        self._log = log_path.open("wb")
-        self.process = subprocess.Popen(
-            argv, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-
-    def log_text(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def wait_for_line(self, pattern: str, seconds: float) -> re.Match[str]:
-        for _ in bounded(10_000, seconds):
-            found = re.search(pattern, self.log_text())
-            if found:
-                return found
-            self._check_alive()
-            time.sleep(0.05)
-        raise RuntimeError(f"{self.name}: no line matching {pattern!r}:\n{self.log_text()[-2000:]}")
-
-    def wait_for_http(
-        self, url: str, seconds: float, headers: dict[str, str] | None = None
-    ) -> None:
-        for _ in bounded(10_000, seconds):
-            self._check_alive()
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(url, headers=headers, timeout=2).status_code == 200:
-                    return
-            time.sleep(0.1)
-        raise RuntimeError(f"{self.name}: {url} did not answer 200:\n{self.log_text()[-2000:]}")
-
-    def _check_alive(self) -> None:
-        if self.process.poll() is not None:
-            raise RuntimeError(
-                f"{self.name} exited with {self.process.returncode}:\n{self.log_text()[-2000:]}"
-            )
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=10)
-        self._log.close()
-
-
-def bridge_command() -> list[str]:
-    found = Path(sys.executable).with_name("scim-bridge")
-    if found.exists():
-        return [str(found)]
-    which = shutil.which("scim-bridge")
-    if which:
-        return [which]
-    return [sys.executable, "-c", "from scim_bridge.cli import main; main()"]
-
-
 def peer_command() -> list[str] | None:
+    """scim2-server: ``$SCIM2_SERVER``, else the bench's own venv, else the one on PATH."""
+    named = os.environ.get("SCIM2_SERVER")
+    if named:
+        return [named]
     if PEER_VENV_BIN.exists():
         return [str(PEER_VENV_BIN)]
     which = shutil.which("scim2-server")
@@ -281,7 +221,7 @@ class Seeder:
         from sqlalchemy import insert
 
         from scim_bridge.db import WRITE_OPTION
-        from scim_bridge.models import User
+        from scim_bridge.models import User, UserValue
 
         now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
         deadline = time.monotonic() + seconds
@@ -289,25 +229,40 @@ class Seeder:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"seeding users took more than {seconds:.0f} s")
             start = len(self.user_ids)
-            rows = []
+            rows, emails = [], []
             for index in range(start, min(total, start + self.CHUNK)):
-                name = seeded_user_name(index)
+                body, user_id = seeded_user_body(index), str(uuid.uuid4())
                 rows.append(
                     {
-                        "id": str(uuid.uuid4()),
+                        "id": user_id,
                         "tenant_id": self.tenant_id,
-                        "user_name": name,
-                        "user_name_key": name.lower(),
+                        "user_name": body["userName"],
+                        "user_name_key": body["userName"].lower(),
                         "active": True,
-                        "display_name": None,
+                        "display_name": body["displayName"],
+                        "name_given": body["name"]["givenName"],
+                        "name_family": body["name"]["familyName"],
                         "created_at": now,
                         "last_modified": now,
                         "version": 1,
                     }
                 )
+                emails.extend(
+                    {
+                        "user_id": user_id,
+                        "attribute": "emails",
+                        "position": position,
+                        "value": email["value"],
+                        "value_key": email["value"].lower(),
+                        "type": email["type"],
+                        "primary": email["primary"],
+                    }
+                    for position, email in enumerate(body["emails"])
+                )
             with self.engine.connect().execution_options(**{WRITE_OPTION: True}) as conn:
                 with conn.begin():
                     conn.execute(insert(User), rows)
+                    conn.execute(insert(UserValue), emails)
             self.user_ids.extend(str(row["id"]) for row in rows)
 
     def add_members(self, group_id: str, user_ids: list[str], seconds: float) -> None:
@@ -535,26 +490,27 @@ def bridge_target(client: httpx.Client, seeder: Seeder) -> Target:
 
 def start_bridge(
     args: argparse.Namespace, database: Database, workdir: Path
-) -> tuple[Server, str, str]:
-    port = free_port()
-    env = {
-        **os.environ,
-        "SCIM_BRIDGE_DATABASE_URL": database.url,
-        "SCIM_BRIDGE_PUBLIC_URL": f"http://{LOOPBACK}:{port}",
-    }
-    argv = [*bridge_command(), "serve", "--host", LOOPBACK, "--port", str(port)]
+) -> tuple[BridgeServer, str, str]:
+    serve_args: list[str] = []
     if args.workers is not None:
-        argv += ["--workers", str(args.workers)]
+        serve_args += ["--workers", str(args.workers)]
     if args.threads is not None:
-        argv += ["--threads", str(args.threads)]
-    server = Server("scim-bridge", argv, env, workdir / "scim-bridge.log")
+        serve_args += ["--threads", str(args.threads)]
+    server = BridgeServer(database.url, serve_args=tuple(serve_args))
     try:
         token = server.wait_for_line(r"SCIM token:\s+(sb_\S+)", 120).group(1)
-        server.wait_for_http(f"http://{LOOPBACK}:{port}/healthz", 60)
+        server.wait_healthy(seconds=60)
     except BaseException:
-        server.stop()
+        stop(server, workdir)
         raise
-    return server, f"http://{LOOPBACK}:{port}/scim/v2", token
+    return server, f"{server.base_url}/scim/v2", token
+
+
+def stop(server: ServerProcess, workdir: Path) -> None:
+    """Stop ``server`` and keep its output in the work directory (see ``--keep``)."""
+    server.stop()
+    log = workdir / f"{server.name.split()[0]}.log"
+    log.write_text("\n".join([*server.stdout, *server.stderr]) + "\n")
 
 
 # -- scim2-server ----------------------------------------------------------------------------
@@ -603,7 +559,7 @@ class PeerSeeder:
                         "method": "POST",
                         "path": "/Users",
                         "bulkId": str(i),
-                        "data": {"schemas": [USER_SCHEMA], "userName": seeded_user_name(start + i)},
+                        "data": seeded_user_body(start + i),
                     }
                     for i in range(count)
                 ],
@@ -615,9 +571,7 @@ class PeerSeeder:
                     raise RuntimeError(f"scim2-server bulk seeding: {operation}")
                 self.user_ids.append(operation["location"].rstrip("/").rsplit("/", 1)[1])
             return
-        response = self.client.post(
-            "/Users", json={"schemas": [USER_SCHEMA], "userName": seeded_user_name(start)}
-        )
+        response = self.client.post("/Users", json=seeded_user_body(start))
         response.raise_for_status()
         self.user_ids.append(str(response.json()["id"]))
 
@@ -656,20 +610,18 @@ def peer_target(client: httpx.Client, seeder: PeerSeeder) -> Target:
     )
 
 
-def start_peer(command: list[str], workdir: Path) -> tuple[Server, str, str]:
+def start_peer(command: list[str], workdir: Path) -> tuple[ServerProcess, str, str]:
     port, token = free_port(), f"bench-{uuid.uuid4().hex}"
     argv = [*command, "--hostname", LOOPBACK, "--port", str(port), "--bearer-token", token]
-    server = Server("scim2-server", argv, dict(os.environ), workdir / "scim2-server.log")
+    server = ServerProcess(argv, os.environ, name="scim2-server")
+    base = f"http://{LOOPBACK}:{port}"
     try:
-        server.wait_for_http(
-            f"http://{LOOPBACK}:{port}/v2/ServiceProviderConfig",
-            60,
-            {"Authorization": f"Bearer {token}"},
-        )
+        server.wait_healthy(base, 60, path="/v2/ServiceProviderConfig",
+                            headers={"Authorization": f"Bearer {token}"})
     except BaseException:
-        server.stop()
+        stop(server, workdir)
         raise
-    return server, f"http://{LOOPBACK}:{port}/v2", token
+    return server, f"{base}/v2", token
 
 
 def run_peer(args: argparse.Namespace, workdir: Path) -> tuple[Results | None, str]:
@@ -693,7 +645,7 @@ def run_peer(args: argparse.Namespace, workdir: Path) -> tuple[Results | None, s
             )
             return results, f"scim2-server ({' '.join(command)}), in memory, wsgiref threads"
     finally:
-        server.stop()
+        stop(server, workdir)
 
 
 def client_for(base: str, token: str, timeout: float) -> httpx.Client:
@@ -911,7 +863,7 @@ def main(argv: list[str] | None = None) -> int:
                 ours = run_procedure(bridge_target(client, seeder), args, args.limit)
         finally:
             seeder.close()
-            server.stop()
+            stop(server, workdir)
         peer, peer_note = (None, "scim2-server: not run (--no-peer)")
         if not args.no_peer:
             print("measuring scim2-server ...", flush=True)

@@ -20,13 +20,12 @@ import datetime as dt
 import io
 import multiprocessing
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -36,14 +35,29 @@ from sqlalchemy.engine import make_url
 
 from scim_bridge import create_app, migrate
 from scim_bridge.db import begin_write, utcnow
-from scim_bridge.models import AppSession, User
+from scim_bridge.models import AppSession, User, UserValue
 from scim_bridge.services import tokens
 from scim_bridge.settings import Settings
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: tests/
+from tests.harness import BridgeServer  # noqa: E402
 
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 PUBLIC_URL = "http://bench.test"
 INTROSPECTION_TARGET = 2000.0
 BULK_TARGET_S = 2.0
+
+
+def idp_user_body(user_name: str, index: int) -> dict[str, Any]:
+    """What Okta or Entra sends on create (tests/scimdata.py ``user_body``)."""
+    return {
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": user_name,
+        "name": {"givenName": "Bench", "familyName": f"User{index}"},
+        "displayName": f"Bench User{index}",
+        "emails": [{"value": user_name, "type": "work", "primary": True}],
+        "active": True,
+    }
 
 
 class Bench:
@@ -54,12 +68,12 @@ class Bench:
         self.url = url
         self.app = create_app(Settings(database_url=url, public_url=PUBLIC_URL))
         self.bridge = self.app.extensions["scim_bridge"]
-        with self.bridge.sessions() as session:
-            begin_write(session)
-            self.tenant_id = tokens.ensure_default_tenant(session).id
-            self.tokens = {scope: tokens.create_token(session, f"bench-{scope}", scope)
+        with self.bridge.sessions() as db:
+            begin_write(db)
+            self.tenant_id = tokens.ensure_default_tenant(db).id
+            self.tokens = {scope: tokens.create_token(db, f"bench-{scope}", scope)
                            for scope in ("scim", "sessions", "admin")}
-            session.commit()
+            db.commit()
 
     def call(self, method: str, path: str, scope: str, body: bytes = b"",
              content_type: str = "application/json") -> tuple[int, bytes]:
@@ -90,11 +104,21 @@ class Bench:
         return json.loads(data) if data else None
 
     def seed_users(self, count: int, prefix: str) -> list[str]:
+        """Users as an IdP provisions them: name, displayName, one primary work email."""
         ids = [str(uuid.uuid4()) for _ in range(count)]
-        rows = [{"id": uid, "tenant_id": self.tenant_id, "user_name": f"{prefix}{i}@bench.test",
-                 "user_name_key": f"{prefix}{i}@bench.test", "active": True}
-                for i, uid in enumerate(ids)]
+        rows, emails = [], []
+        for i, uid in enumerate(ids):
+            body = idp_user_body(f"{prefix}{i}@bench.test", i)
+            rows.append({"id": uid, "tenant_id": self.tenant_id, "user_name": body["userName"],
+                         "user_name_key": body["userName"].lower(), "active": True,
+                         "display_name": body["displayName"],
+                         "name_given": body["name"]["givenName"],
+                         "name_family": body["name"]["familyName"]})
+            emails.append({"user_id": uid, "attribute": "emails", "position": 0,
+                           "value": body["userName"], "value_key": body["userName"].lower(),
+                           "type": "work", "primary": True})
         self._insert(User, rows)
+        self._insert(UserValue, emails)
         return ids
 
     def seed_sessions(self, user_ids: list[str], per_user: int = 1) -> None:
@@ -105,16 +129,16 @@ class Bench:
         self._insert(AppSession, rows)
 
     def _insert(self, model: Any, rows: list[dict[str, Any]]) -> None:
-        with self.bridge.sessions() as session:
-            begin_write(session)
+        with self.bridge.sessions() as db:
+            begin_write(db)
             for start in range(0, len(rows), 5000):
-                session.execute(insert(model), rows[start : start + 5000])
-            session.commit()
+                db.execute(insert(model), rows[start : start + 5000])
+            db.commit()
 
 
 def introspection_rate(bench: Bench, seconds: float) -> tuple[float, float]:
     """(warm, cold) introspections per second in one thread."""
-    user = bench.json("POST", "/scim/v2/Users", "scim", {"userName": "intro@bench.test"})
+    user = bench.json("POST", "/scim/v2/Users", "scim", idp_user_body("intro@bench.test", 0))
     bench.json("POST", "/scim/v2/Groups", "scim",
                {"displayName": "Intro", "members": [{"value": user["id"]}]})
 
@@ -160,25 +184,12 @@ def _drive(base: str, sessions_token: str, token: str | None, seconds: float,
 def http_rates(bench: Bench, seconds: float, clients: int = 4) -> tuple[float, float]:
     """(introspections, healthz) per second over HTTP against one ``scim-bridge serve``
     process (gunicorn, one worker); client processes run on the same machine."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    env = {**os.environ, "SCIM_BRIDGE_DATABASE_URL": bench.url,
-           "SCIM_BRIDGE_PUBLIC_URL": PUBLIC_URL}
-    server = subprocess.Popen(
-        [sys.executable, "-c", "from scim_bridge.cli import main; main()", "serve", "--port",
-         str(port), "--workers", "1", "--threads", "1"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "SCIM_BRIDGE_PUBLIC_URL": PUBLIC_URL}
+    server = BridgeServer(bench.url, env=env, serve_args=("--workers", "1", "--threads", "1"))
+    base = server.base_url
     try:
-        for _ in range(300):
-            try:
-                if httpx.get(f"{base}/healthz").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        user = bench.json("POST", "/scim/v2/Users", "scim", {"userName": "http@bench.test"})
+        server.wait_healthy(seconds=30)
+        user = bench.json("POST", "/scim/v2/Users", "scim", idp_user_body("http@bench.test", 0))
         token = bench.json("POST", "/api/v1/sessions", "sessions",
                            {"user_id": user["id"], "client": "web"})["token"]
         rates = []
@@ -195,8 +206,7 @@ def http_rates(bench: Bench, seconds: float, clients: int = 4) -> tuple[float, f
             rates.append(total / (time.perf_counter() - started))
         return rates[0], rates[1]
     finally:
-        server.terminate()
-        server.wait(timeout=15)
+        server.stop()
 
 
 def revocation_ms(bench: Bench, sessions: int, repeats: int) -> float:

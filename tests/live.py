@@ -13,12 +13,8 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
-import sys
 import tempfile
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,6 +24,11 @@ from typing import Any
 import httpx
 from sqlalchemy import MetaData, create_engine, select
 from sqlalchemy.engine import make_url
+
+from .harness import BridgeServer, free_port, scim_bridge_command
+from .harness import wait_healthy as wait_healthy  # re-exported: tests wait through live
+
+_free_port = free_port  # the name tests/test_cli.py imports; the one helper is harness's
 
 PG_URL = os.environ.get("SCIM_BRIDGE_TEST_DATABASE_URL", "")
 LIST_RESPONSE = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
@@ -93,7 +94,7 @@ class LiveServer:
     def cli(self, *args: str) -> str:
         """Run ``scim-bridge ARGS`` against this server's database; returns stdout."""
         result = subprocess.run(
-            [_scim_bridge(), *args],
+            [*scim_bridge_command(), *args],
             env={**os.environ, "SCIM_BRIDGE_DATABASE_URL": self.database_url},
             capture_output=True,
             text=True,
@@ -132,76 +133,14 @@ class LiveServer:
 def serve() -> Iterator[LiveServer]:
     """Start ``scim-bridge serve`` on a fresh database; stop it and drop the database after."""
     with _fresh_database() as database_url:
-        port = _free_port()
-        env = {**os.environ, "SCIM_BRIDGE_DATABASE_URL": database_url}
-        env.pop("SCIM_BRIDGE_PUBLIC_URL", None)
-        process = subprocess.Popen(
-            [_scim_bridge(), "serve", "--host", "127.0.0.1", "--port", str(port),
-             "--workers", "2"],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        output = _Output(process)
+        env = {k: v for k, v in os.environ.items() if k != "SCIM_BRIDGE_PUBLIC_URL"}
+        server = BridgeServer(database_url, env=env, serve_args=("--workers", "2"))
         try:
-            token = output.scim_token()
-            base_url = f"http://127.0.0.1:{port}"
-            wait_healthy(base_url, process, output.tail)
-            yield LiveServer(base_url, token, database_url)
+            token = server.wait_for_line(_TOKEN_LINE.pattern, STARTUP_SECONDS).group(1)
+            server.wait_healthy(seconds=STARTUP_SECONDS)
+            yield LiveServer(server.base_url, token, database_url)
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
-
-
-class _Output:
-    """Drains the server's stdout and stderr in the background (so it never blocks on a full
-    pipe) and keeps them for error messages."""
-
-    def __init__(self, process: subprocess.Popen[str]) -> None:
-        self.process = process
-        self.stdout: list[str] = []
-        self.stderr: list[str] = []
-        self.token_seen = threading.Event()
-        for stream, lines in ((process.stdout, self.stdout), (process.stderr, self.stderr)):
-            threading.Thread(target=self._drain, args=(stream, lines), daemon=True).start()
-
-    def _drain(self, stream: Any, lines: list[str]) -> None:
-        for line in stream:
-            lines.append(line.rstrip("\n"))
-            if _TOKEN_LINE.match(lines[-1]):
-                self.token_seen.set()
-        self.token_seen.set()  # the stream ended: stop waiting either way
-
-    def scim_token(self) -> str:
-        self.token_seen.wait(STARTUP_SECONDS)
-        for line in self.stdout:
-            match = _TOKEN_LINE.match(line)
-            if match:
-                return match.group(1)
-        raise RuntimeError(f"scim-bridge serve printed no SCIM token\n{self.tail()}")
-
-    def tail(self) -> str:
-        return "\n".join(["-- stdout", *self.stdout[-20:], "-- stderr", *self.stderr[-40:]])
-
-
-def wait_healthy(base_url: str, process: subprocess.Popen[Any], describe: Any) -> None:
-    """Wait until ``GET /healthz`` answers 200; ``describe()`` explains a failure."""
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"scim-bridge serve exited with {process.returncode}\n{describe()}")
-        try:
-            if httpx.get(f"{base_url}/healthz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"scim-bridge serve never answered /healthz\n{describe()}")
+            server.stop()
 
 
 @contextmanager
@@ -231,18 +170,6 @@ def _throwaway_postgres(server_url: str) -> Iterator[str]:
     finally:
         with psycopg.connect(admin, autocommit=True) as connection:
             connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _scim_bridge() -> str:
-    """The console script next to this interpreter, else the one on PATH."""
-    beside = os.path.join(os.path.dirname(sys.executable), "scim-bridge")
-    return beside if os.path.exists(beside) else shutil.which("scim-bridge") or "scim-bridge"
 
 
 def unique(prefix: str) -> str:

@@ -4,7 +4,6 @@ one is seen by introspection at the other at once, and both agree on the signing
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -23,6 +22,7 @@ from scim_bridge.db import begin_write, make_engine, make_sessionmaker
 from scim_bridge.services import tokens
 
 from .conftest import postgres_unreachable
+from .harness import free_port
 from .live import wait_healthy
 from .scimdata import patch, user_body
 
@@ -54,17 +54,11 @@ def pg_database() -> Iterator[str]:
         admin.dispose()
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 class Server:
     """One ``scim-bridge serve`` process."""
 
     def __init__(self, database_url: str, log: Path) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log = log
         env = {**os.environ, "SCIM_BRIDGE_DATABASE_URL": database_url,

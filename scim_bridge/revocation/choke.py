@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
+from typing import cast
 
-from sqlalchemy import update
+from sqlalchemy import Table, bindparam, update
 from sqlalchemy.orm import Session
 
 from ..db import utcnow
@@ -20,6 +21,19 @@ from ..events.record import Cause, record
 from ..models import AppSession
 
 _CHUNK = 500
+_SESSIONS = cast(Table, AppSession.__table__)
+# Built once and run on the connection: every membership removal passes through here.
+_REVOKE = (
+    update(_SESSIONS)
+    .where(
+        _SESSIONS.c.tenant_id == bindparam("in_tenant"),
+        _SESSIONS.c.user_id.in_(bindparam("of_users", expanding=True)),
+        _SESSIONS.c.revoked_at.is_(None),
+    )
+    .values(revoked_at=bindparam("now"))
+    .returning(_SESSIONS.c.id, _SESSIONS.c.user_id)
+)
+_REVOKE_ONE = _REVOKE.where(_SESSIONS.c.id == bindparam("only_session"))
 
 
 def revoke_user_sessions(
@@ -39,22 +53,20 @@ def revoke_user_sessions(
     ids = list(dict.fromkeys(user_ids))
     now = utcnow()
     revoked: dict[str, list[str]] = defaultdict(list)
+    db.flush()  # the statement runs on the connection: pending ORM changes go first
+    connection = db.connection()
+    statement = _REVOKE if session_id is None else _REVOKE_ONE
     for start in range(0, len(ids), _CHUNK):
-        chunk = ids[start : start + _CHUNK]
-        statement = (
-            update(AppSession)
-            .where(
-                AppSession.tenant_id == tenant_id,
-                AppSession.user_id.in_(chunk),
-                AppSession.revoked_at.is_(None),
-            )
-            .values(revoked_at=now)
-            .returning(AppSession.id, AppSession.user_id)
-        )
-        if session_id is not None:
-            statement = statement.where(AppSession.id == session_id)
-        for sid, user_id in db.execute(statement):
+        parameters = {"in_tenant": tenant_id, "of_users": ids[start : start + _CHUNK],
+                      "now": now, "only_session": session_id}
+        for sid, user_id in connection.execute(statement, parameters):
             revoked[user_id].append(sid)
+    loaded = [obj for obj in db.identity_map.values() if isinstance(obj, AppSession)]
+    if loaded and revoked:  # sessions this db has loaded read their new revoked_at again
+        ended = {sid for sids in revoked.values() for sid in sids}
+        for app_session in loaded:
+            if app_session.id in ended:
+                db.expire(app_session, ["revoked_at"])
     affected = ids if record_without_sessions else [u for u in ids if revoked.get(u)]
     record(
         db,

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, Table, bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from ..db import utcnow
 from ..errors import Conflict, InvalidValue, PreconditionFailed
@@ -30,15 +31,64 @@ def touch(row: User | Group) -> None:
     row.last_modified = utcnow()
 
 
+# Membership changes run these on every call: built once, run on the connection (the ORM's
+# UPDATE path re-evaluates the WHERE against every loaded object first).
+_USERS = cast(Table, User.__table__)
+_TOUCH_USERS = (
+    update(_USERS)
+    .where(_USERS.c.id.in_(bindparam("ids", expanding=True)))
+    .values(version=_USERS.c.version + 1, last_modified=bindparam("now"))
+)
+_TENANT_USER_IDS = select(_USERS.c.id).where(
+    _USERS.c.tenant_id == bindparam("tenant_id"), _USERS.c.id.in_(bindparam("ids", expanding=True))
+)
+
+
+def connection(db: Session) -> Connection:
+    """The session's connection for a prebuilt Core statement, after flushing pending ORM
+    changes first, as ``db.execute`` would (a no-op when nothing is pending)."""
+    db.flush()
+    return db.connection()
+
+
+_GROUPS = cast(Table, Group.__table__)
+_TOUCH_GROUP = (
+    update(_GROUPS)
+    .where(_GROUPS.c.id == bindparam("group_id"))
+    .values(version=_GROUPS.c.version + 1, last_modified=bindparam("now"))
+    .returning(_GROUPS.c.version, _GROUPS.c.last_modified)
+)
+
+
+def touch_members_only(db: Session, group: Group) -> None:
+    """``touch(group)`` for a change to its members alone: one prebuilt UPDATE instead of the
+    unit of work's flush, with the new version set on the loaded group as committed."""
+    version, last_modified = connection(db).execute(
+        _TOUCH_GROUP, {"group_id": group.id, "now": utcnow()}
+    ).one()
+    set_committed_value(group, "version", version)
+    set_committed_value(group, "last_modified", last_modified)
+
+
 def touch_users(db: Session, user_ids: Sequence[str]) -> None:
     """New versions for users whose ``groups`` changed (``groups`` is part of the User)."""
-    now = utcnow()
+    if not user_ids:
+        return
+    now, core = utcnow(), connection(db)
     for start in range(0, len(user_ids), CHUNK):
-        db.execute(
-            update(User)
-            .where(User.id.in_(user_ids[start : start + CHUNK]))
-            .values(version=User.version + 1, last_modified=now)
-        )
+        core.execute(_TOUCH_USERS, {"ids": list(user_ids[start : start + CHUNK]), "now": now})
+    expire_loaded(db, User, user_ids, ["version", "last_modified"])
+
+
+def expire_loaded(db: Session, model: type[Any], ids: Sequence[Any], attributes: list[str]) -> None:
+    """After a Core UPDATE: ``attributes`` of the rows among ``ids`` that this session has
+    loaded are read again on next access, so nothing renders a stale version."""
+    loaded = [obj for obj in db.identity_map.values() if isinstance(obj, model)]
+    if loaded:
+        wanted = set(ids)
+        for obj in loaded:
+            if obj.id in wanted:
+                db.expire(obj, attributes)
 
 
 def require(document: dict[str, Any], attribute: str, resource: str) -> str:
@@ -74,14 +124,10 @@ def flush_unique(db: Session, clashes: dict[str, str]) -> None:
 def missing_users(db: Session, tenant_id: int, ids: Sequence[str]) -> list[str]:
     """The ids among ``ids`` that are no user of the tenant, in the order given."""
     found: set[str] = set()
+    core = connection(db)
     for start in range(0, len(ids), CHUNK):
-        found.update(
-            db.scalars(
-                select(User.id).where(
-                    User.tenant_id == tenant_id, User.id.in_(ids[start : start + CHUNK])
-                )
-            )
-        )
+        chunk = list(ids[start : start + CHUNK])
+        found.update(core.scalars(_TENANT_USER_IDS, {"tenant_id": tenant_id, "ids": chunk}))
     return [user_id for user_id in ids if user_id not in found]
 
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, select
+from sqlalchemy import Table, bindparam, delete, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from ..errors import InvalidValue, NotFound
@@ -28,22 +29,45 @@ from . import Actor
 from .common import (
     CHUNK,
     check_if_match,
+    connection,
     flush_unique,
     missing_users,
     require,
     shown,
     touch,
+    touch_members_only,
     touch_users,
+)
+
+# The statements of the hot path (a PATCH that adds or removes a member), built once: building
+# a statement costs more than running it on SQLite.
+_GROUP = select(Group).where(Group.id == bindparam("group_id"),
+                             Group.tenant_id == bindparam("tenant_id"))
+_GROUP_FOR_UPDATE = _GROUP.with_for_update()
+_MEMBERSHIPS = cast(Table, Membership.__table__)
+_MEMBER_ID = _MEMBERSHIPS.c.user_id
+_ADD_MEMBERS = {  # INSERT ... ON CONFLICT DO NOTHING RETURNING: the rows actually added
+    "postgresql": postgresql.insert(_MEMBERSHIPS).on_conflict_do_nothing().returning(_MEMBER_ID),
+    "sqlite": sqlite.insert(_MEMBERSHIPS).on_conflict_do_nothing().returning(_MEMBER_ID),
+}
+_REMOVE_MEMBERS = (
+    delete(_MEMBERSHIPS)
+    .where(_MEMBERSHIPS.c.group_id == bindparam("group_id"),
+           _MEMBERSHIPS.c.user_id.in_(bindparam("ids", expanding=True)))
+    .returning(_MEMBER_ID)
+)
+_MEMBERS_OF = (
+    select(_MEMBERSHIPS.c.group_id, _MEMBER_ID, _MEMBERSHIPS.c.display)
+    .where(_MEMBERSHIPS.c.group_id.in_(bindparam("group_ids", expanding=True)))
+    .order_by(_MEMBERSHIPS.c.group_id, _MEMBER_ID)
 )
 
 
 def get_group(
     db: Session, tenant_id: int, group_id: str, *, for_update: bool = False
 ) -> Group:
-    statement = select(Group).where(Group.id == group_id, Group.tenant_id == tenant_id)
-    if for_update:
-        statement = statement.with_for_update()
-    group = db.scalar(statement)
+    statement = _GROUP_FOR_UPDATE if for_update else _GROUP
+    group = db.scalar(statement, {"group_id": group_id, "tenant_id": tenant_id})
     if group is None:
         raise NotFound(f"no group with id '{group_id}'")
     return group
@@ -54,11 +78,7 @@ def members_of(db: Session, group_ids: list[str]) -> dict[str, list[tuple[str, s
     result: dict[str, list[tuple[str, str | None]]] = defaultdict(list)
     if not group_ids:
         return result
-    rows = db.execute(
-        select(Membership.group_id, Membership.user_id, Membership.display)
-        .where(Membership.group_id.in_(group_ids))
-        .order_by(Membership.group_id, Membership.user_id)
-    )
+    rows = connection(db).execute(_MEMBERS_OF, {"group_ids": group_ids})
     for group_id, user_id, display in rows:
         result[group_id].append((user_id, display))
     return result
@@ -105,10 +125,10 @@ def patch_group(
             document = apply_operations(document, [step], GROUP_TYPE)
     if document != before:
         _apply(group, document)
-        changed = True
-    if changed:
         touch(group)
         flush_unique(db, _clashes(group))
+    elif changed:  # members alone (the common PATCH): no name can clash
+        touch_members_only(db, group)
     return group
 
 
@@ -190,31 +210,25 @@ def _add_members(
     if not ids:
         return []
     _require_users(db, group.tenant_id, ids)
+    core = connection(db)
+    statement = _ADD_MEMBERS[core.dialect.name]
     added: list[str] = []
     for start in range(0, len(ids), CHUNK):
         rows = [
             {"group_id": group.id, "user_id": uid, "display": (displays or {}).get(uid)}
             for uid in ids[start : start + CHUNK]
         ]
-        statement = _insert_ignore(db).values(rows).returning(Membership.user_id)
-        added.extend(db.scalars(statement))
+        added.extend(core.execute(statement, rows[0] if len(rows) == 1 else rows).scalars())
     _changed(db, actor, group, added, MEMBER_ADDED, "added to", revoke=actor.revoke_on_group_add)
     return added
 
 
 def _remove_members(db: Session, actor: Actor, group: Group, ids: Sequence[str]) -> list[str]:
     removed: list[str] = []
+    core = connection(db)
     for start in range(0, len(ids), CHUNK):
-        removed.extend(
-            db.scalars(
-                delete(Membership)
-                .where(
-                    Membership.group_id == group.id,
-                    Membership.user_id.in_(ids[start : start + CHUNK]),
-                )
-                .returning(Membership.user_id)
-            )
-        )
+        chunk = list(ids[start : start + CHUNK])
+        removed.extend(core.scalars(_REMOVE_MEMBERS, {"group_id": group.id, "ids": chunk}))
     _changed(db, actor, group, removed, MEMBER_REMOVED, "removed from", revoke=True)
     return removed
 
@@ -244,17 +258,6 @@ def _require_users(db: Session, tenant_id: int, ids: Sequence[str]) -> None:
         raise InvalidValue(
             f"no user with id {shown(missing)} in this tenant; members must be users"
         )
-
-
-def _insert_ignore(db: Session) -> Any:
-    """``INSERT ... ON CONFLICT DO NOTHING`` in the dialect at hand."""
-    if db.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        return pg_insert(Membership).on_conflict_do_nothing()
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-    return sqlite_insert(Membership).on_conflict_do_nothing()
 
 
 def _changed(

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any, cast
 
-from sqlalchemy import Table, exists, insert, select, update
+from sqlalchemy import Table, bindparam, exists, insert, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from ..db import new_id, utcnow
@@ -27,7 +27,15 @@ from ..scim.patch import apply_operations, parse_patch_request
 from ..scim.schema import USER_TYPE
 from ..store.resources import apply_user_document, user_to_canonical
 from . import Actor
-from .common import check_if_match, flush_unique, require, row_values, touch, unique_violations
+from .common import (
+    check_if_match,
+    connection,
+    flush_unique,
+    require,
+    row_values,
+    touch,
+    unique_violations,
+)
 
 
 def get_user(db: Session, tenant_id: int, user_id: str, *, for_update: bool = False) -> User:
@@ -44,17 +52,21 @@ def get_user(db: Session, tenant_id: int, user_id: str, *, for_update: bool = Fa
     return user
 
 
+# Rendering a user reads its groups: built once, run on the connection.
+_GROUPS_OF = (
+    select(Membership.user_id, Group.id, Group.display_name)
+    .join(Group, Group.id == Membership.group_id)
+    .where(Membership.user_id.in_(bindparam("user_ids", expanding=True)))
+    .order_by(Group.display_name_key, Group.id)
+)
+
+
 def groups_of(db: Session, user_ids: list[str]) -> dict[str, list[tuple[str, str]]]:
     """(group id, displayName) of each user's groups, in one query."""
     result: dict[str, list[tuple[str, str]]] = defaultdict(list)
     if not user_ids:
         return result
-    rows = db.execute(
-        select(Membership.user_id, Group.id, Group.display_name)
-        .join(Group, Group.id == Membership.group_id)
-        .where(Membership.user_id.in_(user_ids))
-        .order_by(Group.display_name_key, Group.id)
-    )
+    rows = connection(db).execute(_GROUPS_OF, {"user_ids": user_ids})
     for user_id, group_id, display_name in rows:
         result[user_id].append((group_id, display_name))
     return result
@@ -62,6 +74,8 @@ def groups_of(db: Session, user_ids: list[str]) -> dict[str, list[tuple[str, str
 
 _USERS = cast(Table, User.__table__)
 _USER_VALUES = cast(Table, UserValue.__table__)
+_INSERT_USER = insert(_USERS)
+_INSERT_VALUES = insert(_USER_VALUES)
 
 
 def create_user(db: Session, actor: Actor, body: Any) -> User:
@@ -79,12 +93,12 @@ def create_user(db: Session, actor: Actor, body: Any) -> User:
     apply_user_document(user, document)
     # Creation is the hot path of every IdP sync: plain INSERTs instead of the unit of work,
     # and no pre-check, since the unique constraints decide. The returned user is transient.
-    connection = db.connection()
+    core = connection(db)
     with unique_violations(_clashes(user)):
-        connection.execute(insert(_USERS), [row_values(user)])
+        core.execute(_INSERT_USER, row_values(user))
         if user.values:
-            connection.execute(
-                insert(_USER_VALUES),
+            core.execute(
+                _INSERT_VALUES,
                 [{**row_values(value), "user_id": user.id} for value in user.values],
             )
     _record(db, actor, user, USER_CREATED, "created", occurred_at=now)
