@@ -25,10 +25,8 @@ import httpx
 from sqlalchemy import MetaData, create_engine, select
 from sqlalchemy.engine import make_url
 
-from .harness import BridgeServer, free_port, scim_bridge_command
+from .harness import BridgeServer, scim_bridge_command
 from .harness import wait_healthy as wait_healthy  # re-exported: tests wait through live
-
-_free_port = free_port  # the name tests/test_cli.py imports; the one helper is harness's
 
 PG_URL = os.environ.get("SCIM_BRIDGE_TEST_DATABASE_URL", "")
 LIST_RESPONSE = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
@@ -132,7 +130,7 @@ class LiveServer:
 @contextmanager
 def serve() -> Iterator[LiveServer]:
     """Start ``scim-bridge serve`` on a fresh database; stop it and drop the database after."""
-    with _fresh_database() as database_url:
+    with fresh_database() as database_url:
         env = {k: v for k, v in os.environ.items() if k != "SCIM_BRIDGE_PUBLIC_URL"}
         server = BridgeServer(database_url, env=env, serve_args=("--workers", "2"))
         try:
@@ -144,7 +142,7 @@ def serve() -> Iterator[LiveServer]:
 
 
 @contextmanager
-def _fresh_database() -> Iterator[str]:
+def fresh_database() -> Iterator[str]:
     if PG_URL:
         with _throwaway_postgres(PG_URL) as url:
             yield url

@@ -100,12 +100,12 @@ def _serve_output(url: str, port: int, logs: Path) -> str:
 
 
 def test_serve_prints_the_tokens_once_on_an_empty_database(url, tmp_path):
-    from .live import _free_port
+    from .harness import free_port
 
-    first = _serve_output(url, _free_port(), tmp_path)
+    first = _serve_output(url, free_port(), tmp_path)
     assert "SCIM base URL: http://127.0.0.1:" in first and "/scim/v2" in first
     assert "SCIM token:    sb_" in first and "Admin token:   sb_" in first
-    second = _serve_output(url, _free_port(), tmp_path)
+    second = _serve_output(url, free_port(), tmp_path)
     assert "token" not in second.lower()
 
 

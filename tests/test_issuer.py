@@ -16,15 +16,8 @@ from pathlib import Path
 
 from jose import jwt
 
-from .live import (
-    LiveServer,
-    _free_port,
-    _fresh_database,
-    _scim_bridge,
-    session_is_active,
-    start_session,
-    wait_healthy,
-)
+from .harness import free_port, scim_bridge_command
+from .live import LiveServer, fresh_database, session_is_active, start_session, wait_healthy
 from .scimdata import user_body
 
 CONFIGURED = "http://bridge.example"
@@ -44,13 +37,13 @@ class Instance:
 
     def __init__(self, database_url: str, logs: Path, *, host: str = "127.0.0.1",
                  public_url: str | None = None) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.database_url = database_url
         self.out, self.err = logs / f"{self.port}.out", logs / f"{self.port}.err"
         with self.out.open("wb") as out, self.err.open("wb") as err:
             self.process = subprocess.Popen(
-                [_scim_bridge(), "serve", "--host", host, "--port", str(self.port),
+                [*scim_bridge_command(), "serve", "--host", host, "--port", str(self.port),
                  "--workers", "1", "--threads", "2"],
                 stdout=out, stderr=err, env=_environment(database_url, public_url),
             )
@@ -98,7 +91,7 @@ def _issuer(token: str) -> str:
 
 
 def test_a_session_signed_at_one_instance_is_active_at_another(tmp_path):
-    with _fresh_database() as url, running(url, tmp_path) as first:
+    with fresh_database() as url, running(url, tmp_path) as first:
         scim_token = _first_scim_token(first)
         with running(url, tmp_path) as second:
             one, two = first.live(scim_token), second.live(scim_token)
@@ -118,7 +111,7 @@ def test_a_session_signed_at_one_instance_is_active_at_another(tmp_path):
 def test_the_public_url_overrides_the_issuer_and_becomes_the_deployments(tmp_path):
     """An explicit SCIM_BRIDGE_PUBLIC_URL is the deployment's issuer from then on: an instance
     started later without it signs with it too."""
-    with _fresh_database() as url:
+    with fresh_database() as url:
         with running(url, tmp_path) as first:
             default = first.base
             scim_token = _first_scim_token(first)
@@ -141,9 +134,9 @@ def test_the_public_url_overrides_the_issuer_and_becomes_the_deployments(tmp_pat
 
 
 def test_serving_a_non_loopback_host_without_a_public_url_warns_at_start(tmp_path):
-    with _fresh_database() as url:
+    with fresh_database() as url:
         process = subprocess.Popen(
-            [_scim_bridge(), "serve", "--host", "0.0.0.0", "--port", str(_free_port()),
+            [*scim_bridge_command(), "serve", "--host", "0.0.0.0", "--port", str(free_port()),
              "--workers", "1"],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
             env=_environment(url, None),

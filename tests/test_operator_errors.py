@@ -20,6 +20,7 @@ from scim_bridge.cli import main
 from scim_bridge.settings import Settings, env_fields, env_name
 
 from .conftest import PG_URL, http_client
+from .harness import free_port
 
 URL_VARIABLE = "SCIM_BRIDGE_DATABASE_URL"
 KEY_VARIABLE = "SCIM_BRIDGE_SIGNING_KEY_FILE"
@@ -57,12 +58,6 @@ def assert_one_line_exit_2(result: Result, *named: str) -> str:
     for name in named:
         assert name in lines[0], lines[0]
     return lines[0]
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 # -- settings ----------------------------------------------------------------------------------
@@ -109,7 +104,7 @@ def test_a_bad_setting_is_one_line_naming_the_variable(command, variable, value,
 
 def test_a_database_password_is_never_shown(tmp_path):
     result = invoke(COMMANDS["token list"],
-                    DATABASE_URL=f"postgresql+psycopg://bridge:s3cret@127.0.0.1:{_free_port()}/x")
+                    DATABASE_URL=f"postgresql+psycopg://bridge:s3cret@127.0.0.1:{free_port()}/x")
     line = assert_one_line_exit_2(result, URL_VARIABLE)
     assert "s3cret" not in line
 
@@ -147,7 +142,7 @@ UNUSABLE_DATABASES = {
     "unknown driver": (lambda tmp: "postgresql+nosuchdriver://bridge@127.0.0.1/bridge", ()),
     "unknown sqlite driver": (lambda tmp: f"sqlite+nosuchdriver:///{tmp}/bridge.db", ()),
     "unreachable server": (
-        lambda tmp: f"postgresql+psycopg://postgres@127.0.0.1:{_free_port()}/bridge",
+        lambda tmp: f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/bridge",
         ("127.0.0.1",)),
     "missing sqlite directory": (lambda tmp: f"sqlite:///{tmp}/missing/bridge.db",
                                  ("/missing", "does not exist")),
@@ -216,9 +211,9 @@ def test_a_read_only_command_on_a_missing_sqlite_file_creates_nothing(command, t
 @pytest.fixture
 def empty_database():
     """A database with no tables: a new SQLite file, or a new PostgreSQL database."""
-    from .live import _fresh_database
+    from .live import fresh_database
 
-    with _fresh_database() as url:
+    with fresh_database() as url:
         if url.startswith("sqlite"):
             sqlite3.connect(make_url(url).database).close()
         yield url
@@ -316,7 +311,7 @@ def test_serve_with_a_bad_signing_key_never_starts(tmp_path):
     """The real command exits at start: no database, no tokens printed, nothing listening."""
     from .live import _scim_bridge
 
-    port = _free_port()
+    port = free_port()
     key_file = tmp_path / "rsa.pem"
     key_file.write_bytes(_pem(rsa.generate_private_key(65537, 2048)))
     result = subprocess.run(
