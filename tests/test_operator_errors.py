@@ -309,13 +309,13 @@ def test_a_bad_signing_key_file_is_one_line_naming_the_file(command, case, tmp_p
 
 def test_serve_with_a_bad_signing_key_never_starts(tmp_path):
     """The real command exits at start: no database, no tokens printed, nothing listening."""
-    from .live import _scim_bridge
+    from .harness import scim_bridge_command
 
     port = free_port()
     key_file = tmp_path / "rsa.pem"
     key_file.write_bytes(_pem(rsa.generate_private_key(65537, 2048)))
     result = subprocess.run(
-        [_scim_bridge(), "serve", "--port", str(port)], capture_output=True, text=True,
+        [*scim_bridge_command(), "serve", "--port", str(port)], capture_output=True, text=True,
         timeout=60, env={"PATH": "/usr/bin:/bin", URL_VARIABLE: f"sqlite:///{tmp_path}/b.db",
                          KEY_VARIABLE: str(key_file)},
     )
@@ -351,10 +351,10 @@ def test_an_unloadable_key_file_never_shows_its_path_to_clients(app, settings, t
     ({KEY_VARIABLE: "/nonexistent/key.pem"}, KEY_VARIABLE),
 ])
 def test_the_console_script_exits_2_with_one_line(variables, named, tmp_path):
-    from .live import _scim_bridge
+    from .harness import scim_bridge_command
 
     env = {"PATH": "/usr/bin:/bin", URL_VARIABLE: f"sqlite:///{tmp_path}/b.db", **variables}
-    result = subprocess.run([_scim_bridge(), "keys", "list"], capture_output=True, text=True,
+    result = subprocess.run([*scim_bridge_command(), "keys", "list"], capture_output=True, text=True,
                             env=env, timeout=60)
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and named in result.stderr
@@ -366,9 +366,9 @@ def test_version_is_the_package_version():
 
     import scim_bridge
 
-    from .live import _scim_bridge
+    from .harness import scim_bridge_command
 
-    result = subprocess.run([_scim_bridge(), "--version"], capture_output=True, text=True,
+    result = subprocess.run([*scim_bridge_command(), "--version"], capture_output=True, text=True,
                             timeout=60)
     assert result.returncode == 0
     assert scim_bridge.__version__ == version("scim-bridge")
