@@ -354,8 +354,8 @@ def test_the_console_script_exits_2_with_one_line(variables, named, tmp_path):
     from .harness import scim_bridge_command
 
     env = {"PATH": "/usr/bin:/bin", URL_VARIABLE: f"sqlite:///{tmp_path}/b.db", **variables}
-    result = subprocess.run([*scim_bridge_command(), "keys", "list"], capture_output=True, text=True,
-                            env=env, timeout=60)
+    result = subprocess.run([*scim_bridge_command(), "keys", "list"], capture_output=True,
+                            text=True, env=env, timeout=60)
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and named in result.stderr
     assert "Traceback" not in result.stderr
