@@ -19,6 +19,8 @@ from scim_bridge.db import Base, begin_write
 from scim_bridge.services import tokens
 from scim_bridge.settings import Settings
 
+from .clock import Clock
+
 PUBLIC_URL = "http://bridge.test"
 PG_URL = os.environ.get("SCIM_BRIDGE_TEST_DATABASE_URL", "")
 
@@ -66,6 +68,12 @@ def server() -> Iterator[object]:
 
     with serve() as running:
         yield running
+
+
+@pytest.fixture
+def clock() -> Clock:
+    """A clock a test moves by hand; modules that want it pass it into their settings."""
+    return Clock()
 
 
 @pytest.fixture

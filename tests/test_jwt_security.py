@@ -25,7 +25,6 @@ from scim_bridge.cli import main as cli
 from scim_bridge.models import SigningKey
 from scim_bridge.revocation.keys import KeyRing
 
-from .clock import Clock
 from .conftest import PUBLIC_URL
 from .scimdata import create_user
 from .sessionkit import introspect, is_active, sessions_client, start_session
@@ -172,11 +171,6 @@ def test_times_within_the_clock_skew_and_fractional_times_are_accepted(app, api,
     token = _signed_by_bridge(app, issued, {**issued["claims"], **change(issued["claims"]["iat"])})
     assert is_active(api, token)
     assert is_active(api, token)
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
 
 
 @pytest.fixture

@@ -6,15 +6,9 @@ from __future__ import annotations
 import pytest
 from jose import jwt
 
-from .clock import Clock
 from .conftest import PUBLIC_URL, http_client, make_token
 from .scimdata import create_group, create_user, patch
 from .sessionkit import admin_client, events, introspect, is_active, start_session
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
 
 
 @pytest.fixture
