@@ -52,7 +52,7 @@ def process(
     *,
     base_url: str,
     max_operations: int,
-    render_user: Callable[[User, bool], dict[str, Any]],
+    render_user: Callable[[Any, bool], dict[str, Any]],
     render_group: Callable[[Group], dict[str, Any]],
 ) -> dict[str, Any]:
     """Run a BulkRequest; ``render_user(user, new)`` renders a user (``new``: no groups yet)."""
@@ -292,7 +292,7 @@ def _run_one(
     operation: _Operation,
     resolved: dict[str, str],
     base_url: str,
-    render_user: Callable[[User, bool], dict[str, Any]],
+    render_user: Callable[[Any, bool], dict[str, Any]],
     render_group: Callable[[Group], dict[str, Any]],
 ) -> dict[str, Any]:
     fields = operation.fields
@@ -332,13 +332,11 @@ def _run_one(
     if resource is not None:
         if method == "POST":
             resolved[str(bulk_id)] = resource.id
-        kind = "Users" if isinstance(resource, User) else "Groups"
+        kind = match.group(1)
         result["location"] = f"{base_url}/{kind}/{resource.id}"
         result["version"] = f'W/"{resource.version}"'
         result["response"] = (
-            render_user(resource, method == "POST")
-            if isinstance(resource, User)
-            else render_group(resource)
+            render_user(resource, method == "POST") if kind == "Users" else render_group(resource)
         )
     elif match.group(2):
         result["location"] = f"{base_url}/{match.group(1)}/{match.group(2)}"
@@ -361,7 +359,8 @@ def _database_refusal(operation: _Operation, error: Exception) -> BridgeError:
                         "(too long, or not valid for its attribute)")
 
 
-_CREATE: dict[str, Callable[..., User | Group]] = {
+# Creating a user returns a snapshot of the inserted row (see users.create_user).
+_CREATE: dict[str, Callable[..., Any]] = {
     "Users": users.create_user,
     "Groups": groups.create_group,
 }
@@ -385,7 +384,7 @@ def _dispatch(
     resource_id: str | None,
     data: Any,
     version: Any,
-) -> User | Group | None:
+) -> Any:
     if method == "POST":
         return _CREATE[kind](db, actor, data)
     assert resource_id is not None

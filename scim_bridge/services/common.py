@@ -134,13 +134,3 @@ def missing_users(db: Session, tenant_id: int, ids: Sequence[str]) -> list[str]:
 def shown(ids: Sequence[str]) -> str:
     """A few ids for an error message."""
     return ", ".join(ids[:5]) + (" ..." if len(ids) > 5 else "")
-
-
-def row_values(row: Any) -> dict[str, Any]:
-    """Every column value of a mapped object, for a Core INSERT of it (an unset
-    autoincrement key is left to the database)."""
-    return {
-        column.key: getattr(row, column.key)
-        for column in row.__table__.columns
-        if not (column.primary_key and getattr(row, column.key) is None)
-    }

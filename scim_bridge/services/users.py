@@ -25,14 +25,14 @@ from ..revocation.choke import revoke_user_sessions
 from ..scim.documents import normalize
 from ..scim.patch import apply_operations, parse_patch_request
 from ..scim.schema import USER_TYPE
-from ..store.resources import apply_user_document, user_to_canonical
+from ..store.listing import Snapshot
+from ..store.resources import apply_user_document, user_columns, user_to_canonical, value_rows
 from . import Actor
 from .common import (
     check_if_match,
     connection,
     flush_unique,
     require,
-    row_values,
     touch,
     unique_violations,
 )
@@ -78,31 +78,30 @@ _INSERT_USER = insert(_USERS)
 _INSERT_VALUES = insert(_USER_VALUES)
 
 
-def create_user(db: Session, actor: Actor, body: Any) -> User:
+def create_user(db: Session, actor: Actor, body: Any) -> Snapshot:
+    """POST (RFC 7644 §3.3). Creation is the hot path of every IdP sync: plain INSERTs of
+    column dicts instead of the unit of work, and no pre-check, since the unique constraints
+    decide. The result is a snapshot of what was written, for rendering."""
     document = normalize(body, USER_TYPE)
     require(document, "userName", "User")
     now = utcnow()
-    user = User(
-        id=new_id(),
-        tenant_id=actor.tenant_id,
-        active=True,
-        created_at=now,
-        last_modified=now,
-        version=1,
-    )
-    apply_user_document(user, document)
-    # Creation is the hot path of every IdP sync: plain INSERTs instead of the unit of work,
-    # and no pre-check, since the unique constraints decide. The returned user is transient.
+    row = {
+        **user_columns(document),
+        "id": new_id(),
+        "tenant_id": actor.tenant_id,
+        "created_at": now,
+        "last_modified": now,
+        "version": 1,
+    }
+    row.setdefault("active", True)
+    values = value_rows(document, row["id"])
     core = connection(db)
-    with unique_violations(_clashes(user)):
-        core.execute(_INSERT_USER, row_values(user))
-        if user.values:
-            core.execute(
-                _INSERT_VALUES,
-                [{**row_values(value), "user_id": user.id} for value in user.values],
-            )
-    _record(db, actor, user, USER_CREATED, "created", occurred_at=now)
-    return user
+    with unique_violations(_clashes(row["user_name"], row["external_id"])):
+        core.execute(_INSERT_USER, row)
+        if values:
+            core.execute(_INSERT_VALUES, values)
+    _record(db, actor, row["id"], row["user_name"], USER_CREATED, "created", occurred_at=now)
+    return Snapshot(**row, values=[Snapshot(**value) for value in values])
 
 
 def replace_user(db: Session, actor: Actor, user_id: str, body: Any, if_match: str | None) -> User:
@@ -168,9 +167,9 @@ def _write(
         before = user_to_canonical(user)
     apply_user_document(user, document, keep_active=keep_active)
     touch(user)
-    flush_unique(db, _clashes(user))
+    flush_unique(db, _clashes(user.user_name, user.external_id))
     if _without_active(user_to_canonical(user)) != _without_active(before):
-        _record(db, actor, user, USER_UPDATED, "updated")
+        _record(db, actor, user.id, user.user_name, USER_UPDATED, "updated")
     if was_active and not user.is_active:
         revoke_user_sessions(
             db,
@@ -182,20 +181,22 @@ def _write(
         )
     elif user.is_active and not was_active:
         # Reactivation restores access for new sessions only; revoked ones stay revoked.
-        _record(db, actor, user, USER_REACTIVATED, "reactivated")
+        _record(db, actor, user.id, user.user_name, USER_REACTIVATED, "reactivated")
 
 
 def _without_active(document: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in document.items() if key != "active"}
 
 
-def _record(db: Session, actor: Actor, user: User, kind: str, verb: str, **when: Any) -> None:
-    cause = Cause(kind, actor.name, detail=f"user '{user.user_name}' {verb}")
-    record(db, tenant_id=actor.tenant_id, cause=cause, user_sessions=[(user.id, [])], **when)
+def _record(
+    db: Session, actor: Actor, user_id: str, user_name: str, kind: str, verb: str, **when: Any
+) -> None:
+    cause = Cause(kind, actor.name, detail=f"user '{user_name}' {verb}")
+    record(db, tenant_id=actor.tenant_id, cause=cause, user_sessions=[(user_id, [])], **when)
 
 
-def _clashes(user: User) -> dict[str, str]:
+def _clashes(user_name: str, external_id: str | None) -> dict[str, str]:
     return {
-        "user_name": f"a user with userName '{user.user_name}' already exists in this tenant",
-        "external_id": f"a user with externalId '{user.external_id}' already exists in this tenant",
+        "user_name": f"a user with userName '{user_name}' already exists in this tenant",
+        "external_id": f"a user with externalId '{external_id}' already exists in this tenant",
     }

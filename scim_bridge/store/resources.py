@@ -97,35 +97,67 @@ def _meta(resource_type: str, row: User | Group, location: str) -> dict[str, Any
     }
 
 
-def apply_user_document(
-    user: User, document: Mapping[str, Any], *, keep_active: bool = True
-) -> None:
-    """Write a canonical document onto the row: every writable attribute it lacks is cleared.
+def user_columns(document: Mapping[str, Any], *, keep_active: bool = True) -> dict[str, Any]:
+    """The single-valued columns a canonical document sets: every writable attribute it lacks
+    is cleared.
 
     ``active`` is the exception when ``keep_active``: a PUT body without it keeps the current
     state, so it never deactivates or reactivates anyone by accident. A PATCH that removes
     ``active`` leaves it unassigned, which does not deny access.
     """
+    columns: dict[str, Any] = {}
     for name, column in _USER_SCALARS:
-        if name == "active":
-            if "active" in document:
-                user.active = bool(document["active"])
-            elif not keep_active:
-                user.active = None
-            continue
-        setattr(user, column, document.get(name))
-    user.user_name_key = fold(user.user_name)
+        if name != "active":
+            columns[column] = document.get(name)
+        elif "active" in document:
+            columns[column] = bool(document["active"])
+        elif not keep_active:
+            columns[column] = None
+    columns["user_name_key"] = fold(columns["user_name"])
     assert _NAME is not None
     name_block = document.get("name") or {}
     for sub in _NAME.sub_attributes:
         if sub.column:
-            setattr(user, sub.column, name_block.get(sub.name))
+            columns[sub.column] = name_block.get(sub.name)
     enterprise = document.get(ENTERPRISE_USER) or {}
     for name, column in _ENTERPRISE_SCALARS:
-        setattr(user, column, enterprise.get(name))
-    manager = enterprise.get("manager") or {}
-    user.manager_id = manager.get("value")
+        columns[column] = enterprise.get(name)
+    columns["manager_id"] = (enterprise.get("manager") or {}).get("value")
+    return columns
+
+
+def apply_user_document(
+    user: User, document: Mapping[str, Any], *, keep_active: bool = True
+) -> None:
+    """Write a canonical document onto the row (see ``user_columns``) and its value rows."""
+    for column, value in user_columns(document, keep_active=keep_active).items():
+        setattr(user, column, value)
     _write_values(user, document)
+
+
+#: Every column of a value row but its key, unset: one shape for a multi-row INSERT.
+_EMPTY_VALUE_ROW = {
+    column.key: None for column in UserValue.__table__.columns if not column.primary_key
+}
+
+
+def value_rows(document: Mapping[str, Any], user_id: str) -> list[dict[str, Any]]:
+    """The value rows of a new user, as column dicts for one INSERT."""
+    rows = []
+    for attribute in USER_VALUE_ATTRIBUTES:
+        for position, entry in enumerate(document.get(attribute) or ()):
+            row: dict[str, Any] = {
+                **_EMPTY_VALUE_ROW, "user_id": user_id, "attribute": attribute, "position": position
+            }
+            for name, column in _COLUMNS[attribute]:
+                row[column] = entry.get(name)
+            row["value_key"] = _value_key(row["value"])
+            rows.append(row)
+    return rows
+
+
+def _value_key(value: str | None) -> str | None:
+    return fold(value) if value is not None else None
 
 
 def _write_values(user: User, document: Mapping[str, Any]) -> None:
@@ -173,7 +205,7 @@ def _filled(row: UserValue, entry: Mapping[str, Any]) -> UserValue:
     for name, column in _COLUMNS[row.attribute]:
         if getattr(row, column) != entry.get(name):
             setattr(row, column, entry.get(name))
-    value_key = fold(row.value) if row.value is not None else None
+    value_key = _value_key(row.value)
     if row.value_key != value_key:
         row.value_key = value_key
     return row
