@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from .db import begin_write
 from .models import RequestLogEntry
+from .storable import storable_text
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +59,9 @@ class RequestLog:
         self._failing = False
 
     def add(self, entry: dict[str, Any]) -> None:
-        # What arrived is logged as text a database can store (PostgreSQL refuses NUL).
-        entry = {k: v.replace("\x00", "%00") if isinstance(v, str) else v for k, v in entry.items()}
+        # Stored as text a database can take, escapes in place of NUL and lone surrogates:
+        # one unstorable entry would otherwise fail every flush of the batch it is in.
+        entry = {k: storable_text(v) if isinstance(v, str) else v for k, v in entry.items()}
         with self._lock:
             self._pending.append(entry)
             self._trim()
