@@ -10,6 +10,7 @@ end in a RecursionError; ``json_depth`` counts the levels before the parser sees
 from __future__ import annotations
 
 import re
+from array import array
 from itertools import accumulate
 from typing import Any
 
@@ -22,7 +23,8 @@ _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 #: A JSON string, possibly unterminated (so a scan never restarts inside one: linear time).
 _JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"?', re.DOTALL)
 _NOT_A_BRACKET = re.compile(r"[^\[\]{}]+")
-_STEP = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}
+#: Each bracket as a signed byte: +1 opens a level, -1 closes one.
+_STEP = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
 
 
 def json_depth(text: str) -> int:
@@ -31,7 +33,8 @@ def json_depth(text: str) -> int:
     Runs on the text before ``json.loads`` does, so it works on anything, valid JSON or not.
     """
     brackets = _NOT_A_BRACKET.sub("", _JSON_STRING.sub("", text))
-    return max(accumulate(map(_STEP.__getitem__, map(ord, brackets))), default=0)
+    steps = array("b", brackets.encode("ascii").translate(_STEP))
+    return max(accumulate(steps), default=0)
 
 
 def unstorable(value: Any, path: str = "") -> str | None:
