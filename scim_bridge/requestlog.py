@@ -18,11 +18,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import String, delete, insert, select
 from sqlalchemy.orm import Session
 
 from .db import begin_write
 from .models import RequestLogEntry
+from .storable import storable_text
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +59,7 @@ class RequestLog:
         self._failing = False
 
     def add(self, entry: dict[str, Any]) -> None:
-        # What arrived is logged as text a database can store (PostgreSQL refuses NUL).
-        entry = {k: v.replace("\x00", "%00") if isinstance(v, str) else v for k, v in entry.items()}
+        entry = {key: _storable(key, value) for key, value in entry.items()}
         with self._lock:
             self._pending.append(entry)
             self._trim()
@@ -173,6 +173,24 @@ class RequestLog:
                     RequestLogEntry.tenant_id == tenant_id, RequestLogEntry.id < oldest_kept
                 )
             )
+
+
+#: Column lengths, so an entry never holds more than its column takes (PostgreSQL refuses it).
+_LENGTHS: dict[str, int] = {
+    column.name: column.type.length
+    for column in RequestLogEntry.__table__.columns
+    if isinstance(column.type, String) and column.type.length
+}
+
+
+def _storable(key: str, value: Any) -> Any:
+    """Text a database takes: escapes in place of NUL and lone surrogates, cut to its column
+    (escapes make text longer). One entry the database refuses would fail its whole batch."""
+    if not isinstance(value, str):
+        return value
+    text = storable_text(value)
+    limit = _LENGTHS.get(key)
+    return text if limit is None else text[:limit]
 
 
 def _describe(error: BaseException) -> str:

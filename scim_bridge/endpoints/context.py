@@ -11,6 +11,7 @@ from flask import current_app, request
 from ..errors import InvalidSyntax
 from ..extension import Bridge
 from ..settings import Settings
+from ..storable import MAX_JSON_DEPTH, json_depth, unstorable
 
 
 def bridge() -> Bridge:
@@ -21,28 +22,30 @@ def settings() -> Settings:
     return bridge().settings
 
 
-def json_body(*, allow_nul: bool = False) -> Any:
-    """The parsed body; with ``allow_nul`` the caller rejects NUL itself (Bulk, per operation)."""
+def json_body(*, allow_unstorable: bool = False) -> Any:
+    """The parsed body, nested at most ``MAX_JSON_DEPTH`` deep and holding only text a database
+    can store; with ``allow_unstorable`` the caller checks the text itself (Bulk, per operation).
+    """
     raw = request.get_data(cache=True)
     if not raw.strip():
         raise InvalidSyntax("the request body is empty; send a JSON object")
     try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+        # What json.loads does with bytes, done here so the depth is known before it parses.
+        text = raw.decode(json.detect_encoding(raw), "surrogatepass")
+    except UnicodeDecodeError as exc:
         raise InvalidSyntax(f"the request body is not valid JSON: {exc}") from None
-    if not allow_nul and _has_nul(body):
-        raise InvalidSyntax("the request body contains a NUL character, which no value may hold")
+    if json_depth(text) > MAX_JSON_DEPTH:
+        raise InvalidSyntax(
+            f"the request body nests arrays and objects more than {MAX_JSON_DEPTH} levels deep"
+        )
+    try:
+        body = json.loads(text)
+    except ValueError as exc:
+        raise InvalidSyntax(f"the request body is not valid JSON: {exc}") from None
+    problem = None if allow_unstorable else unstorable(body)
+    if problem is not None:
+        raise InvalidSyntax(f"in the request body, {problem}")
     return body
-
-
-def _has_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(key) or _has_nul(item) for key, item in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(item) for item in value)
-    return False
 
 
 def reject_nul_in_url() -> None:

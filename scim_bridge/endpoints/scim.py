@@ -176,7 +176,7 @@ def bulk_request() -> Response:
     result = bulk.process(
         db(),
         g.actor,
-        json_body(allow_nul=True),  # a NUL fails only the operation that holds it
+        json_body(allow_unstorable=True),  # bad text fails only the operation holding it
         base_url=base,
         max_operations=config.bulk_max_operations,
         render_user=lambda user, new: resources.render_users(

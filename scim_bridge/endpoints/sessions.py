@@ -14,9 +14,10 @@ from urllib.parse import parse_qs
 from flask import Blueprint, Response, g, jsonify, request
 
 from ..auth import authenticate
-from ..errors import BadRequest
+from ..errors import BadRequest, InvalidSyntax
 from ..revocation import sessions
 from ..scim.formats import iso
+from ..storable import unstorable
 from .context import base_url, bridge, json_body, settings
 from .transaction import db
 
@@ -95,6 +96,9 @@ def _token_parameter() -> Any:
         raise BadRequest("send the token as form field 'token' (or JSON {\"token\": \"...\"})")
     if not isinstance(token, str):
         raise BadRequest("'token' must be a string")
+    problem = unstorable(token, "token")  # a form is not checked as a JSON body is
+    if problem is not None:
+        raise InvalidSyntax(problem)
     return token
 
 

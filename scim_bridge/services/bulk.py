@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from ..errors import BridgeError, Conflict, InvalidSyntax, InvalidValue, PayloadTooLarge
 from ..models import Group, User
 from ..scim.schema import BULK_REQUEST, BULK_RESPONSE, ERROR
+from ..storable import unstorable
 from . import Actor, groups, users
 
 log = logging.getLogger(__name__)
@@ -112,32 +113,28 @@ def _read(index: int, raw: Any) -> _Operation:
         return operation
     operation.fields = {str(k).lower(): v for k, v in raw.items()}
     refs: dict[str, None] = {}
-    holds_nul = _scan([operation.fields.get("path"), operation.fields.get("data")], refs)
+    _collect_refs([operation.fields.get("path"), operation.fields.get("data")], refs)
     operation.refs = list(refs)
     bulk_id = operation.fields.get("bulkid")
     if str(operation.fields.get("method") or "").upper() == "POST" and isinstance(bulk_id, str):
         operation.defines = bulk_id
-    if holds_nul or _scan([*raw.keys(), bulk_id], {}):
-        operation.error = InvalidSyntax(
-            "the operation contains a NUL character, which no value may hold"
-        )
+    # Checked here, not by the request's body check, so bad text fails only its operation.
+    problem = unstorable(raw)
+    if problem is not None:
+        operation.error = InvalidSyntax(f"in this operation, {problem}")
     return operation
 
 
-def _scan(value: Any, refs: dict[str, None]) -> bool:
-    """Collect the bulkIds that ``value`` refers to into ``refs``; True if it holds a NUL."""
+def _collect_refs(value: Any, refs: dict[str, None]) -> None:
+    """Collect the bulkIds that ``value`` refers to into ``refs``, in order of appearance."""
     if isinstance(value, str):
         for ref in _BULK_ID.findall(value):
             refs[ref] = None
-        return "\x00" in value
-    if isinstance(value, dict):
-        value = [*value.keys(), *value.values()]
-    if isinstance(value, list):
-        found = False
+    elif isinstance(value, dict):
+        _collect_refs([*value.keys(), *value.values()], refs)
+    elif isinstance(value, list):
         for item in value:
-            found |= _scan(item, refs)
-        return found
-    return False
+            _collect_refs(item, refs)
 
 
 def _link(operations: list[_Operation]) -> dict[int, list[int]]:
