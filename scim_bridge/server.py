@@ -32,7 +32,9 @@ def run(settings: Settings, *, host: str, port: int, workers: int, threads: int)
             "bind": f"{host}:{port}",
             "workers": max(1, workers),
             "threads": max(1, threads),
-            "worker_class": "gthread" if threads > 1 else "sync",
+            # gunicorn's own workers, answering their parse errors in our formats (workers.py)
+            "worker_class": ("scim_bridge.workers.ThreadWorker" if threads > 1
+                             else "scim_bridge.workers.SyncWorker"),
             "accesslog": None,
             "timeout": 60,
             "keepalive": 75,
