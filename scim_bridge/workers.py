@@ -113,8 +113,9 @@ class ThreadWorker(_BridgeResponses, gthread.ThreadWorker):  # type: ignore[misc
         # poller; waiting here first keeps that bound and lets the peek see the request line.
         if not conn.initialized and not conn.wait_for_data(gthread.DEFAULT_WORKER_DATA_TIMEOUT):
             return gthread._DEFER
-        buffered = conn.parser.unreader.buf.getvalue() if conn.parser is not None else b""
-        self._remember_head(conn.sock, buffered)
+        # A kept-alive connection's parser may already hold the next request (read ahead).
+        read_ahead = getattr(getattr(conn.parser, "unreader", None), "buf", None)
+        self._remember_head(conn.sock, read_ahead.getvalue() if read_ahead is not None else b"")
         return super().handle(conn)
 
 
