@@ -164,6 +164,19 @@ def test_chunked_body_of_exactly_the_limit_is_accepted(server: LiveServer) -> No
     assert answer.status == 201, answer.body
 
 
+@pytest.mark.parametrize("framing", [
+    b"zz\r\nabc\r\n0\r\n\r\n",
+    b"3\r\nabcdef\r\n0\r\n\r\n",
+    b"3;\x01=x\r\nabc\r\n0\r\n\r\n",
+], ids=["bad-size", "size-mismatch", "bad-extension"])
+def test_malformed_chunks_are_400_not_500(server: LiveServer, framing: bytes) -> None:
+    head = request("POST", "/scim/v2/Users", {**scim_headers(server),
+                                              "Transfer-Encoding": "chunked"})
+    answer = exchange(server, head + framing)
+    assert_scim_error(answer, 400)
+    assert answer.closed
+
+
 def test_content_length_over_the_limit_is_413_and_closes(server: LiveServer) -> None:
     name = unique("declared-big")
     answer = exchange(server, request("POST", "/scim/v2/Users", scim_headers(server),
