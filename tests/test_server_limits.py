@@ -242,3 +242,19 @@ def test_kept_alive_connection_still_serves_the_next_request(server: LiveServer)
     assert pipelined.status == 200
     if pipelined.headers["connection"] == "keep-alive":  # gthread; sync serves one per connection
         assert pipelined.trailing.startswith(b"HTTP/1.1 200")
+
+
+# -- every 413 says so, whatever raised it ---------------------------------------------------
+
+
+def test_every_413_says_connection_close(scim) -> None:
+    """Werkzeug's (a declared body over the limit) and ours (Bulk over maxOperations) alike."""
+    declared = scim.post("/Users", content=b"x" * 2_000_000)
+    operations = [{"method": "DELETE", "path": f"/Users/{i}"} for i in range(1001)]
+    bulk = scim.post("/Bulk", json={
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],
+        "Operations": operations})
+    for response in (declared, bulk):
+        assert response.status_code == 413, response.text
+        assert response.headers["Connection"] == "close"
+    assert "Connection" not in scim.get("/Users").headers
