@@ -6,7 +6,17 @@ from __future__ import annotations
 from flask import Flask
 
 from . import observability
-from .endpoints import admin, errors, health, request_log, scim, sessions, transaction, well_known
+from .endpoints import (
+    admin,
+    errors,
+    health,
+    limits,
+    request_log,
+    scim,
+    sessions,
+    transaction,
+    well_known,
+)
 from .endpoints.context import reject_nul_in_url
 from .extension import Bridge
 from .settings import Settings
@@ -25,6 +35,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     observability.init_app(app)  # first: every later hook and error sees the request id
     app.before_request(reject_nul_in_url)
     errors.init_app(app)
+    limits.init_app(app)
     for blueprint in (scim.bp, health.bp, sessions.bp, admin.bp, well_known.bp):
         app.register_blueprint(blueprint)
     # after_request hooks run last-registered first: commit, then log the final status, then

@@ -5,6 +5,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from .scim.schema import ERROR
+
 
 class BridgeError(Exception):
     status = 400
@@ -102,3 +106,15 @@ class ServiceUnavailable(BridgeError):
     status = 503
     error = "temporarily_unavailable"
     reason = "database unavailable"
+
+
+def error_document(error: BridgeError, *, scim: bool) -> dict[str, Any]:
+    """The body of an error: a SCIM Error (RFC 7644 §3.12) under ``/scim/v2``, else JSON
+    ``{"error", "error_description"}``. The app and the server's own errors share it."""
+    if not scim:
+        return {"error": error.error, "error_description": error.detail}
+    body: dict[str, Any] = {"schemas": [ERROR], "status": str(error.status),
+                            "detail": error.detail}
+    if error.scim_type:
+        body["scimType"] = error.scim_type
+    return body

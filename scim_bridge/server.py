@@ -32,7 +32,10 @@ def run(settings: Settings, *, host: str, port: int, workers: int, threads: int)
             "bind": f"{host}:{port}",
             "workers": max(1, workers),
             "threads": max(1, threads),
-            "worker_class": "gthread" if threads > 1 else "sync",
+            # gunicorn's sync/gthread workers, answering their own parse errors in our formats
+            # and honouring the app's Connection: close (workers.py)
+            "worker_class": ("scim_bridge.workers.ThreadWorker" if threads > 1
+                             else "scim_bridge.workers.SyncWorker"),
             "accesslog": None,
             "timeout": 60,
             "keepalive": 75,

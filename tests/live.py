@@ -128,11 +128,12 @@ class LiveServer:
 
 
 @contextmanager
-def serve() -> Iterator[LiveServer]:
-    """Start ``scim-bridge serve`` on a fresh database; stop it and drop the database after."""
+def serve(*serve_args: str) -> Iterator[LiveServer]:
+    """Start ``scim-bridge serve`` (with ``serve_args``, e.g. ``--threads 1``) on a fresh
+    database; stop it and drop the database after."""
     with fresh_database() as database_url:
         env = {k: v for k, v in os.environ.items() if k != "SCIM_BRIDGE_PUBLIC_URL"}
-        server = BridgeServer(database_url, env=env, serve_args=("--workers", "2"))
+        server = BridgeServer(database_url, env=env, serve_args=("--workers", "2", *serve_args))
         try:
             token = server.wait_for_line(_TOKEN_LINE.pattern, STARTUP_SECONDS).group(1)
             server.wait_healthy(seconds=STARTUP_SECONDS)

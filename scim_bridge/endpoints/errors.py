@@ -28,7 +28,7 @@ def init_app(app: Flask) -> None:
 
 def _bridge_error(error: BridgeError) -> Response:
     g.failure = error
-    return render_error(error)
+    return _closing_if_refused(render_error(error))
 
 
 def _http_error(error: HTTPException) -> Response:
@@ -44,9 +44,18 @@ def _http_error(error: HTTPException) -> Response:
     if is_scim() and status == 413:
         failure.scim_type = None
     g.failure = failure
-    response = render_error(failure)
+    response = _closing_if_refused(render_error(failure))
     if isinstance(error, MethodNotAllowed) and error.valid_methods:
         response.headers["Allow"] = ", ".join(sorted(error.valid_methods))
+    return response
+
+
+def _closing_if_refused(response: Response) -> Response:
+    """A 413 may leave the rest of the body unread on the connection: it must never be parsed
+    as the next request, so the response says ``Connection: close`` (the worker, see
+    ``scim_bridge.workers``, then closes it)."""
+    if response.status_code == 413:
+        response.headers["Connection"] = "close"
     return response
 
 

@@ -9,8 +9,7 @@ from typing import Any
 
 from flask import Response, jsonify, request
 
-from ..errors import BridgeError
-from ..scim.schema import ERROR
+from ..errors import BridgeError, error_document
 
 SCIM_JSON = "application/scim+json"
 
@@ -26,13 +25,9 @@ def scim_response(body: Any, status: int = 200, headers: dict[str, str] | None =
 def render_error(error: BridgeError) -> Response:
     """The one renderer of every error, SCIM or JSON by the request's surface."""
     if is_scim():
-        body: dict[str, Any] = {"schemas": [ERROR], "status": str(error.status),
-                                "detail": error.detail}
-        if error.scim_type:
-            body["scimType"] = error.scim_type
-        response = scim_response(body, error.status)
+        response = scim_response(error_document(error, scim=True), error.status)
     else:
-        response = jsonify({"error": error.error, "error_description": error.detail})
+        response = jsonify(error_document(error, scim=False))
         response.status_code = error.status
     if error.status == 401:
         response.headers["WWW-Authenticate"] = (
