@@ -284,3 +284,17 @@ def test_a_session_starts_with_every_field_at_its_limit(scim, api):
     session = start_session(api, client=text(64), userName=text(512))
     assert session["client"] == text(64)
     assert session["user"]["id"] == user["id"]
+
+
+@pytest.mark.parametrize(("path", "body"), [
+    ("/Users", user_body("İ" * 300)),
+    ("/Users", user_body("ann@example.com", emails=[{"value": "İ" * 300}])),
+    ("/Groups", _group_body(displayName="İ" * 300)),
+], ids=["userName", "emails.value", "group displayName"])
+def test_text_whose_case_folded_key_is_too_long_is_refused(scim, path, body):
+    """"İ" lower-cases to two characters: 300 of them need 600 in the folded key column."""
+    response = scim.post(path, json=body)
+    assert response.status_code == 400, response.text
+    assert response.json()["scimType"] == "invalidValue"
+    assert response.json()["detail"].endswith("got 600 once case-folded")
+    assert scim.get(path).json()["totalResults"] == 0

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import InvalidValue
+from .formats import fold
 from .schema import MAX_VALUES, USER_VALUE_ATTRIBUTES, Attribute, ResourceType, Schema
 
 _TRUE = {"true"}
@@ -56,10 +57,20 @@ def coerce(attribute: Attribute, value: Any, where: str | None = None) -> Any:
 
 
 def check_length(attribute: Attribute, text: str, where: str) -> None:
-    """Refuse text longer than the attribute's column holds, on every database alike."""
-    if attribute.max_length is not None and len(text) > attribute.max_length:
+    """Refuse text longer than the attribute's column holds, on every database alike.
+
+    Its case-folded key (userName, displayName, every multi-valued ``value``) must fit too,
+    and folding can lengthen text ("İ" folds to two characters), so non-ASCII text is
+    measured folded as well."""
+    limit = attribute.max_length
+    if limit is None:
+        return
+    if len(text) > limit:
+        raise InvalidValue(f"'{where}' may be at most {limit} characters, got {len(text)}")
+    if not text.isascii() and len(fold(text)) > limit:
         raise InvalidValue(
-            f"'{where}' may be at most {attribute.max_length} characters, got {len(text)}"
+            f"'{where}' may be at most {limit} characters, got {len(fold(text))} "
+            "once case-folded"
         )
 
 
