@@ -22,6 +22,8 @@ from .db import Base, UTCDateTime, new_id, utcnow
 from .scim.schema import ENTERPRISE, GROUP, USER, USER_VALUE_ATTRIBUTES, Attribute, stored_length
 
 ID = String(64)
+#: Tenant and token names (and the token name a request log entry keeps).
+NAME_LENGTH = 200
 
 
 def _sized(attributes: tuple[Attribute, ...], column: str) -> String:
@@ -40,7 +42,7 @@ class Tenant(Base):
     __tablename__ = "tenants"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(String(200), unique=True)
+    name: Mapped[str] = mapped_column(String(NAME_LENGTH), unique=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -51,7 +53,7 @@ class ApiToken(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     #: Unique per tenant: two customers may both call their IdP token "okta".
-    name: Mapped[str] = mapped_column(String(200))
+    name: Mapped[str] = mapped_column(String(NAME_LENGTH))
     scope: Mapped[str] = mapped_column(String(20))
     #: SHA-256 of the token; the token itself is never stored.
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
@@ -240,7 +242,7 @@ class RequestLogEntry(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     tenant_id: Mapped[int | None] = mapped_column(Integer)
-    token_name: Mapped[str | None] = mapped_column(String(200))
+    token_name: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
     method: Mapped[str] = mapped_column(String(10))
     path: Mapped[str] = mapped_column(String(2048))
     status: Mapped[int] = mapped_column(Integer)

@@ -13,6 +13,7 @@ import pytest
 
 from .scimdata import ENTERPRISE, create_group, create_user, patch, user_body
 from .sessionkit import is_active, start_session
+from .test_cli import run
 
 SCIM_ERROR = "urn:ietf:params:scim:api:messages:2.0:Error"
 GROUP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Group"
@@ -298,3 +299,28 @@ def test_text_whose_case_folded_key_is_too_long_is_refused(scim, path, body):
     assert response.json()["scimType"] == "invalidValue"
     assert response.json()["detail"].endswith("got 600 once case-folded")
     assert scim.get(path).json()["totalResults"] == 0
+
+
+# --- tenant and token names (the CLI: the admin API stores no text of its own) ---------------
+
+
+@pytest.mark.parametrize("args", [
+    ("tenant", "create", text(201)),
+    ("token", "create", "--name", text(201), "--scope", "scim"),
+], ids=["tenant", "token"])
+def test_a_name_past_200_characters_is_one_line_and_stores_nothing(database_url, args):
+    refused = run(*args, url=database_url)
+    assert refused.returncode == 1, refused.stderr
+    assert refused.stderr.count("\n") == 1
+    assert "name may be at most 200 characters, got 201" in refused.stderr
+    listed = run(args[0], "list", url=database_url)
+    assert text(201)[:200] not in listed.stdout
+
+
+def test_names_of_exactly_200_characters_are_stored(database_url):
+    assert run("tenant", "create", text(200), url=database_url).returncode == 0
+    created = run("token", "create", "--name", text(200), "--scope", "scim",
+                  "--tenant", text(200), url=database_url)
+    assert created.returncode == 0, created.stderr
+    listed = run("token", "list", url=database_url).stdout.splitlines()
+    assert f"{text(200)}\tscim\t{text(200)}\tactive" in listed

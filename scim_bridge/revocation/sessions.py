@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from ..db import new_id
 from ..errors import Forbidden, InvalidValue, NotFound
 from ..events.record import LOGOUT, Cause
-from ..models import DEFAULT_TENANT, AppSession, Group, Membership, Tenant, User
+from ..models import DEFAULT_TENANT, NAME_LENGTH, AppSession, Group, Membership, Tenant, User
 from ..scim.formats import fold
 from . import jose
 from .choke import revoke_user_sessions
@@ -72,7 +72,7 @@ def parse_request(body: Any, *, default_ttl: int, max_ttl: int) -> SessionReques
     if isinstance(ttl, bool) or not isinstance(ttl, int) or not 1 <= ttl <= max_ttl:
         raise InvalidValue(f"'ttl_seconds' must be an integer from 1 to {max_ttl}")
     tenant = body.get("tenant")
-    if tenant is not None and not _text(tenant, "tenant", 200):
+    if tenant is not None and not _text(tenant, "tenant", NAME_LENGTH):
         raise InvalidValue("'tenant' must be a tenant's name")
     return SessionRequest(given[0], value, client.strip(), ttl, tenant)
 
