@@ -1,7 +1,8 @@
 """SCIM attribute definitions as data (RFC 7643 §4, §7, §8.7).
 
 Discovery documents, attribute lookup for filters and PATCH paths, case-exactness,
-mutability and the storage mapping all derive from these definitions.
+mutability, the storage mapping and the length of text (checked in documents.py, the size of
+each column in models.py) all derive from these definitions.
 """
 
 from __future__ import annotations
