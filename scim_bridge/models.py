@@ -19,8 +19,21 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .db import Base, UTCDateTime, new_id, utcnow
+from .scim.schema import ENTERPRISE, GROUP, USER, USER_VALUE_ATTRIBUTES, Attribute, stored_length
 
 ID = String(64)
+#: Tenant and token names (and the token name a request log entry keeps).
+NAME_LENGTH = 200
+
+
+def _sized(attributes: tuple[Attribute, ...], column: str) -> String:
+    """A column exactly as long as the SCIM attributes stored in it may be (scim/schema.py),
+    so the limits documents are checked against and the database's are one definition."""
+    return String(stored_length(attributes, column))
+
+
+_USER = tuple(a for a in (*USER.attributes, *ENTERPRISE.attributes) if not a.multi_valued)
+_VALUES = tuple(a for a in USER.attributes if a.name in USER_VALUE_ATTRIBUTES)
 #: The tenant an empty database gets, so a single-tenant install never names one.
 DEFAULT_TENANT = "default"
 
@@ -29,7 +42,7 @@ class Tenant(Base):
     __tablename__ = "tenants"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(String(200), unique=True)
+    name: Mapped[str] = mapped_column(String(NAME_LENGTH), unique=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -40,7 +53,7 @@ class ApiToken(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     #: Unique per tenant: two customers may both call their IdP token "okta".
-    name: Mapped[str] = mapped_column(String(200))
+    name: Mapped[str] = mapped_column(String(NAME_LENGTH))
     scope: Mapped[str] = mapped_column(String(20))
     #: SHA-256 of the token; the token itself is never stored.
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
@@ -60,32 +73,32 @@ class User(Base):
 
     id: Mapped[str] = mapped_column(ID, primary_key=True, default=new_id)
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
-    user_name: Mapped[str] = mapped_column(String(512))
+    user_name: Mapped[str] = mapped_column(_sized(_USER, "user_name"))
     #: userName folded for case-insensitive uniqueness and lookup (RFC 7643 §4.1.1).
-    user_name_key: Mapped[str] = mapped_column(String(512))
-    external_id: Mapped[str | None] = mapped_column(String(512))
+    user_name_key: Mapped[str] = mapped_column(_sized(_USER, "user_name"))
+    external_id: Mapped[str | None] = mapped_column(_sized(_USER, "external_id"))
     #: ``None`` when an IdP removed the attribute: unassigned, which does not deny access.
     active: Mapped[bool | None] = mapped_column(Boolean, default=True)
-    display_name: Mapped[str | None] = mapped_column(String(512))
-    nick_name: Mapped[str | None] = mapped_column(String(512))
-    profile_url: Mapped[str | None] = mapped_column(String(2048))
-    title: Mapped[str | None] = mapped_column(String(512))
-    user_type: Mapped[str | None] = mapped_column(String(512))
-    preferred_language: Mapped[str | None] = mapped_column(String(64))
-    locale: Mapped[str | None] = mapped_column(String(64))
-    timezone: Mapped[str | None] = mapped_column(String(64))
-    name_formatted: Mapped[str | None] = mapped_column(String(1024))
-    name_family: Mapped[str | None] = mapped_column(String(512))
-    name_given: Mapped[str | None] = mapped_column(String(512))
-    name_middle: Mapped[str | None] = mapped_column(String(512))
-    name_prefix: Mapped[str | None] = mapped_column(String(128))
-    name_suffix: Mapped[str | None] = mapped_column(String(128))
-    employee_number: Mapped[str | None] = mapped_column(String(256))
-    cost_center: Mapped[str | None] = mapped_column(String(256))
-    organization: Mapped[str | None] = mapped_column(String(512))
-    division: Mapped[str | None] = mapped_column(String(512))
-    department: Mapped[str | None] = mapped_column(String(512))
-    manager_id: Mapped[str | None] = mapped_column(String(512), index=True)
+    display_name: Mapped[str | None] = mapped_column(_sized(_USER, "display_name"))
+    nick_name: Mapped[str | None] = mapped_column(_sized(_USER, "nick_name"))
+    profile_url: Mapped[str | None] = mapped_column(_sized(_USER, "profile_url"))
+    title: Mapped[str | None] = mapped_column(_sized(_USER, "title"))
+    user_type: Mapped[str | None] = mapped_column(_sized(_USER, "user_type"))
+    preferred_language: Mapped[str | None] = mapped_column(_sized(_USER, "preferred_language"))
+    locale: Mapped[str | None] = mapped_column(_sized(_USER, "locale"))
+    timezone: Mapped[str | None] = mapped_column(_sized(_USER, "timezone"))
+    name_formatted: Mapped[str | None] = mapped_column(_sized(_USER, "name_formatted"))
+    name_family: Mapped[str | None] = mapped_column(_sized(_USER, "name_family"))
+    name_given: Mapped[str | None] = mapped_column(_sized(_USER, "name_given"))
+    name_middle: Mapped[str | None] = mapped_column(_sized(_USER, "name_middle"))
+    name_prefix: Mapped[str | None] = mapped_column(_sized(_USER, "name_prefix"))
+    name_suffix: Mapped[str | None] = mapped_column(_sized(_USER, "name_suffix"))
+    employee_number: Mapped[str | None] = mapped_column(_sized(_USER, "employee_number"))
+    cost_center: Mapped[str | None] = mapped_column(_sized(_USER, "cost_center"))
+    organization: Mapped[str | None] = mapped_column(_sized(_USER, "organization"))
+    division: Mapped[str | None] = mapped_column(_sized(_USER, "division"))
+    department: Mapped[str | None] = mapped_column(_sized(_USER, "department"))
+    manager_id: Mapped[str | None] = mapped_column(_sized(_USER, "manager_id"), index=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_modified: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     version: Mapped[int] = mapped_column(Integer, default=1)
@@ -116,16 +129,16 @@ class UserValue(Base):
     attribute: Mapped[str] = mapped_column(String(64))
     position: Mapped[int] = mapped_column(Integer, default=0)
     value: Mapped[str | None] = mapped_column(Text)
-    value_key: Mapped[str | None] = mapped_column(String(512))
-    display: Mapped[str | None] = mapped_column(String(512))
-    type: Mapped[str | None] = mapped_column(String(64))
+    value_key: Mapped[str | None] = mapped_column(_sized(_VALUES, "value"))
+    display: Mapped[str | None] = mapped_column(_sized(_VALUES, "display"))
+    type: Mapped[str | None] = mapped_column(_sized(_VALUES, "type"))
     primary: Mapped[bool | None] = mapped_column(Boolean)
     formatted: Mapped[str | None] = mapped_column(Text)
-    street_address: Mapped[str | None] = mapped_column(String(512))
-    locality: Mapped[str | None] = mapped_column(String(256))
-    region: Mapped[str | None] = mapped_column(String(256))
-    postal_code: Mapped[str | None] = mapped_column(String(64))
-    country: Mapped[str | None] = mapped_column(String(64))
+    street_address: Mapped[str | None] = mapped_column(_sized(_VALUES, "street_address"))
+    locality: Mapped[str | None] = mapped_column(_sized(_VALUES, "locality"))
+    region: Mapped[str | None] = mapped_column(_sized(_VALUES, "region"))
+    postal_code: Mapped[str | None] = mapped_column(_sized(_VALUES, "postal_code"))
+    country: Mapped[str | None] = mapped_column(_sized(_VALUES, "country"))
 
     user: Mapped[User] = relationship(back_populates="values")
 
@@ -139,9 +152,9 @@ class Group(Base):
 
     id: Mapped[str] = mapped_column(ID, primary_key=True, default=new_id)
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
-    display_name: Mapped[str] = mapped_column(String(512))
-    display_name_key: Mapped[str] = mapped_column(String(512))
-    external_id: Mapped[str | None] = mapped_column(String(512))
+    display_name: Mapped[str] = mapped_column(_sized(GROUP.attributes, "display_name"))
+    display_name_key: Mapped[str] = mapped_column(_sized(GROUP.attributes, "display_name"))
+    external_id: Mapped[str | None] = mapped_column(_sized(GROUP.attributes, "external_id"))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_modified: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     version: Mapped[int] = mapped_column(Integer, default=1)
@@ -159,7 +172,7 @@ class Membership(Base):
         ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
     )
     #: The member's ``display`` as the IdP sent it (RFC 7643 §4.2), echoed back unchanged.
-    display: Mapped[str | None] = mapped_column(String(512))
+    display: Mapped[str | None] = mapped_column(_sized(GROUP.attributes, "display"))
 
 
 class AppSession(Base):
@@ -229,7 +242,7 @@ class RequestLogEntry(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     tenant_id: Mapped[int | None] = mapped_column(Integer)
-    token_name: Mapped[str | None] = mapped_column(String(200))
+    token_name: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
     method: Mapped[str] = mapped_column(String(10))
     path: Mapped[str] = mapped_column(String(2048))
     status: Mapped[int] = mapped_column(Integer)

@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from .conftest import PG_URL
 from .scimdata import ENTERPRISE, create_group, create_user, patch, user_body
 from .sessionkit import is_active, start_session
 
@@ -108,11 +107,6 @@ def test_bulk_reports_each_failure_and_keeps_the_successes(scim):
 # --- One bad operation never undoes or blocks the others -----------------------------------
 
 TOO_LONG = "x" * 600  # every text column is at most VARCHAR(512)
-sqlite_stores_any_length = pytest.mark.xfail(
-    not PG_URL, strict=True,
-    reason="SQLite does not enforce VARCHAR lengths; once lengths are checked before the "
-           "database (issue 7 §3) this is a 400 on SQLite too: remove this mark then",
-)
 
 
 def _surrogate_user_name(target: dict) -> dict:
@@ -147,10 +141,8 @@ BAD_OPERATIONS: dict[str, Callable[[dict], dict]] = {
     "lone-surrogate-in-patched-displayName": _surrogate_display_name_patch,
     "lone-surrogate-in-path": _surrogate_in_path,
     "nul-in-displayName": _nul_in_value,
-    "600-char-userName": pytest.param(_too_long_user_name, marks=sqlite_stores_any_length),
-    "600-char-patched-displayName": pytest.param(
-        _too_long_display_name_patch, marks=sqlite_stores_any_length
-    ),
+    "600-char-userName": _too_long_user_name,
+    "600-char-patched-displayName": _too_long_display_name_patch,
 }
 
 

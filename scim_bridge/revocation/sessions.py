@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from ..db import new_id
 from ..errors import Forbidden, InvalidValue, NotFound
 from ..events.record import LOGOUT, Cause
-from ..models import DEFAULT_TENANT, AppSession, Group, Membership, Tenant, User
+from ..models import DEFAULT_TENANT, NAME_LENGTH, AppSession, Group, Membership, Tenant, User
 from ..scim.formats import fold
 from . import jose
 from .choke import revoke_user_sessions
@@ -61,10 +61,10 @@ def parse_request(body: Any, *, default_ttl: int, max_ttl: int) -> SessionReques
     if len(given) != 1:
         raise InvalidValue("send exactly one of 'user_id', 'userName' or 'externalId'")
     value = body[given[0]]
-    if not _text(value, 512):
+    if not _text(value, given[0], 512):
         raise InvalidValue(f"'{given[0]}' must be a non-empty string")
     client = body.get("client")
-    if not _text(client, 64):
+    if not _text(client, "client", 64):
         raise InvalidValue("'client' is required: a short name such as 'web' or 'mobile'")
     ttl = body.get("ttl_seconds")
     if ttl is None:
@@ -72,15 +72,17 @@ def parse_request(body: Any, *, default_ttl: int, max_ttl: int) -> SessionReques
     if isinstance(ttl, bool) or not isinstance(ttl, int) or not 1 <= ttl <= max_ttl:
         raise InvalidValue(f"'ttl_seconds' must be an integer from 1 to {max_ttl}")
     tenant = body.get("tenant")
-    if tenant is not None and not _text(tenant, 200):
+    if tenant is not None and not _text(tenant, "tenant", NAME_LENGTH):
         raise InvalidValue("'tenant' must be a tenant's name")
     return SessionRequest(given[0], value, client.strip(), ttl, tenant)
 
 
-def _text(value: Any, longest: int) -> TypeGuard[str]:
-    """A non-blank string no longer than ``longest``, without NUL (which no database stores)."""
-    return (isinstance(value, str) and bool(value.strip()) and len(value) <= longest
-            and "\x00" not in value)
+def _text(value: Any, field: str, longest: int) -> TypeGuard[str]:
+    """A non-blank string without NUL (which no database stores); longer than ``longest``
+    (its column, or what it is looked up in) is refused naming the field."""
+    if isinstance(value, str) and len(value) > longest:
+        raise InvalidValue(f"'{field}' may be at most {longest} characters, got {len(value)}")
+    return isinstance(value, str) and bool(value.strip()) and "\x00" not in value
 
 
 def create_session(

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import InvalidValue
+from .formats import fold
 from .schema import MAX_VALUES, USER_VALUE_ATTRIBUTES, Attribute, ResourceType, Schema
 
 _TRUE = {"true"}
@@ -28,16 +29,22 @@ def coerce_boolean(name: str, value: Any) -> bool:
     raise InvalidValue(f"'{name}' must be a boolean (true or false), got {value!r}")
 
 
-def coerce(attribute: Attribute, value: Any) -> Any:
-    """Coerce one attribute value; ``None`` means "absent" (null and "" both clear)."""
+def coerce(attribute: Attribute, value: Any, where: str | None = None) -> Any:
+    """Coerce one attribute value; ``None`` means "absent" (null and "" both clear).
+
+    ``where`` is the attribute's path for messages (``name.givenName``, ``urn:…:department``);
+    sub-attributes extend it. Text longer than the attribute's ``max_length`` is refused here,
+    the one walk every body and PATCH value takes, so no database sees it.
+    """
     if value is None:
         return None
+    where = where or attribute.name
     if attribute.multi_valued:
         items = value if isinstance(value, list) else [value]
         check_value_count(attribute, len(items))
-        return _coerce_multi(attribute, items)
+        return _coerce_multi(attribute, items, where)
     if attribute.type == "complex":
-        return _coerce_complex(attribute, value)
+        return _coerce_complex(attribute, value, where)
     if attribute.type == "boolean":
         if isinstance(value, str) and value.strip() == "":
             return None
@@ -45,7 +52,26 @@ def coerce(attribute: Attribute, value: Any) -> Any:
     if isinstance(value, bool | dict | list):
         raise InvalidValue(f"'{attribute.name}' must be a {attribute.type}, got {value!r}")
     text = str(value)
+    check_length(attribute, text, where)
     return text if text != "" else None
+
+
+def check_length(attribute: Attribute, text: str, where: str) -> None:
+    """Refuse text longer than the attribute's column holds, on every database alike.
+
+    Its case-folded key (userName, displayName, every multi-valued ``value``) must fit too,
+    and folding can lengthen text ("İ" folds to two characters), so non-ASCII text is
+    measured folded as well."""
+    limit = attribute.max_length
+    if limit is None:
+        return
+    if len(text) > limit:
+        raise InvalidValue(f"'{where}' may be at most {limit} characters, got {len(text)}")
+    if not text.isascii() and len(fold(text)) > limit:
+        raise InvalidValue(
+            f"'{where}' may be at most {limit} characters, got {len(fold(text))} "
+            "once case-folded"
+        )
 
 
 def check_value_count(attribute: Attribute, count: int) -> None:
@@ -57,7 +83,7 @@ def check_value_count(attribute: Attribute, count: int) -> None:
         )
 
 
-def _coerce_complex(attribute: Attribute, value: Any) -> dict[str, Any] | None:
+def _coerce_complex(attribute: Attribute, value: Any, where: str) -> dict[str, Any] | None:
     if isinstance(value, list):
         # The legacy Entra manager form sends [{"$ref": ..., "value": ...}].
         value = value[0] if value else None
@@ -76,13 +102,15 @@ def _coerce_complex(attribute: Attribute, value: Any) -> dict[str, Any] | None:
         sub = attribute.sub(key)
         if sub is None or sub.mutability == "readOnly" and attribute.mutability != "readOnly":
             continue
-        coerced = coerce(sub, raw)
+        coerced = coerce(sub, raw, f"{where}.{sub.name}")
         if coerced is not None:
             result[sub.name] = coerced
     return result or None
 
 
-def _coerce_multi(attribute: Attribute, items: list[Any]) -> list[dict[str, Any]] | None:
+def _coerce_multi(
+    attribute: Attribute, items: list[Any], where: str
+) -> list[dict[str, Any]] | None:
     entries: list[dict[str, Any]] = []
     seen: set[frozenset[tuple[str, Any]]] = set()  # a set: 100k group members stay linear
     seen_primary = False
@@ -96,7 +124,7 @@ def _coerce_multi(attribute: Attribute, items: list[Any]) -> list[dict[str, Any]
             sub = attribute.sub(key)
             if sub is None:
                 continue
-            coerced = coerce(sub, raw)
+            coerced = coerce(sub, raw, f"{where}.{sub.name}")
             if coerced is not None:
                 entry[sub.name] = coerced
         if not entry or frozenset(entry.items()) in seen:
@@ -130,10 +158,11 @@ def normalize(document: Mapping[str, Any], resource_type: ResourceType) -> dict[
         schema, attribute = _lookup(resource_type, key)
         if attribute is None or schema is None or not _is_writable(attribute):
             continue
-        value = coerce(attribute, raw)
+        core = schema is resource_type.schema
+        value = coerce(attribute, raw, None if core else f"{schema.id}:{attribute.name}")
         if value is None:
             continue
-        if schema is resource_type.schema:
+        if core:
             result[attribute.name] = value
         else:
             result.setdefault(schema.id, {})[attribute.name] = value
@@ -162,7 +191,7 @@ def _merge_extension(result: dict[str, Any], schema: Schema, raw: Mapping[str, A
         attribute = schema.attribute(key) if isinstance(key, str) else None
         if attribute is None or not _is_writable(attribute):
             continue
-        coerced = coerce(attribute, value)
+        coerced = coerce(attribute, value, f"{schema.id}:{attribute.name}")
         if coerced is not None:
             block[attribute.name] = coerced
     if block:

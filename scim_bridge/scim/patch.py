@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import InvalidFilter, InvalidPath, InvalidSyntax, InvalidValue, Mutability, NoTarget
-from .documents import check_value_count, coerce
+from .documents import check_length, check_value_count, coerce
 from .filters import evaluate
 from .patch_paths import (
     Path,
@@ -26,7 +26,7 @@ from .patch_paths import (
     parse_path,
     path_attribute,
 )
-from .schema import PATCH_OP, Attribute, ResourceType, Schema
+from .schema import GROUP, PATCH_OP, Attribute, ResourceType, Schema
 
 __all__ = [
     "MAX_OPERATIONS",
@@ -186,43 +186,49 @@ def _apply(
         return  # write-only (password): never stored; Okta's password sync must not fail
     container = document.setdefault(path.schema_uri, {}) if path.schema_uri else document
     was_present = attribute.name in container
-    if attribute.multi_valued:
+    where = f"{path.schema_uri}:{attribute.name}" if path.schema_uri else attribute.name
+    if attribute.multi_valued:  # core attributes only: messages name them by their name
         _apply_multi(container, op, path, attribute, value)
     elif path.sub_attribute is not None:
         sub = attribute.sub(path.sub_attribute)
         assert sub is not None
         block = dict(container.get(attribute.name) or {})
-        _set(block, sub, None if op == "remove" else value)
-        _set(container, attribute, block)
+        _set(block, sub, None if op == "remove" else value, f"{where}.{sub.name}")
+        _set(container, attribute, block, where)
     elif op == "remove":
         container.pop(attribute.name, None)
     elif attribute.type == "complex" and isinstance(value, Mapping):
-        _merge_complex(container, attribute, value)
+        _merge_complex(container, attribute, value, where)
     else:
-        _set(container, attribute, value)  # add on a single-valued attribute is a replace
+        _set(container, attribute, value, where)  # add on a single-valued one is a replace
     if path.schema_uri and not container:
         document.pop(path.schema_uri)
     if attribute.required and was_present and attribute.name not in container:
         raise Mutability(f"'{attribute.name}' is required and cannot be removed")
 
 
-def _set(container: dict[str, Any], attribute: Attribute, value: Any) -> None:
-    """Store the coerced value; null, "" and empty objects clear (idp-quirks C20)."""
-    coerced = coerce(attribute, value)
+def _set(
+    container: dict[str, Any], attribute: Attribute, value: Any, where: str | None = None
+) -> None:
+    """Store the coerced value; null, "" and empty objects clear (idp-quirks C20).
+    ``where`` names the attribute in messages (see documents.coerce)."""
+    coerced = coerce(attribute, value, where)
     if coerced is None:
         container.pop(attribute.name, None)
     else:
         container[attribute.name] = coerced
 
 
-def _merge_complex(container: dict[str, Any], attribute: Attribute, value: Mapping) -> None:
+def _merge_complex(
+    container: dict[str, Any], attribute: Attribute, value: Mapping, where: str
+) -> None:
     """Given sub-attributes replace, the others stay (RFC 7644 §3.5.2.1, §3.5.2.3)."""
     block = dict(container.get(attribute.name) or {})
     for key, raw in value.items():
         sub = attribute.sub(key) if isinstance(key, str) else None
         if sub is not None and sub.mutability != "readOnly":
-            _set(block, sub, raw)
-    _set(container, attribute, block)
+            _set(block, sub, raw, f"{where}.{sub.name}")
+    _set(container, attribute, block, where)
 
 
 def _apply_multi(
@@ -268,7 +274,7 @@ def _update_elements(
         sub = attribute.sub(path.sub_attribute)
         assert sub is not None
         for item in selected:
-            _set(item, sub, None if op == "remove" else value)
+            _set(item, sub, None if op == "remove" else value, f"{attribute.name}.{sub.name}")
         return selected
     replacement = coerce(attribute, [value])
     labels = _filter_labels(path, attribute) or {}
@@ -289,7 +295,7 @@ def _created_element(path: Path, attribute: Attribute, value: Any) -> dict[str, 
     if path.sub_attribute is not None:
         sub = attribute.sub(path.sub_attribute)
         assert sub is not None
-        coerced = coerce(sub, value)
+        coerced = coerce(sub, value, f"{attribute.name}.{sub.name}")
         element = {**labels, sub.name: coerced} if coerced is not None else {}
     else:
         entries = coerce(attribute, [value]) or [{}]
@@ -310,7 +316,7 @@ def _filter_labels(path: Path, attribute: Attribute) -> dict[str, Any] | None:
         sub = attribute.sub(name)
         if sub is None:
             return None
-        labels[sub.name] = coerce(sub, raw)
+        labels[sub.name] = coerce(sub, raw, f"{attribute.name}.{sub.name}")
     return labels
 
 
@@ -373,6 +379,17 @@ def _keep_one_primary(items: list[dict[str, Any]], touched: list[dict[str, Any]]
 # -- group membership -------------------------------------------------------------------------
 
 
+def _member_sub(name: str) -> Attribute:
+    members = GROUP.attribute("members")
+    sub = members.sub(name) if members else None
+    assert sub is not None
+    return sub
+
+
+#: Their limits apply to member changes too, which never pass through coerce.
+_MEMBER_VALUE, _MEMBER_DISPLAY = _member_sub("value"), _member_sub("display")
+
+
 def split_group_operations(operations: Sequence[Operation]) -> list[Operation | MemberChange]:
     """Turn every operation on ``members`` into a MemberChange, in order; others stay."""
     result: list[Operation | MemberChange] = []
@@ -422,8 +439,10 @@ def _listed_members(op: str, value: Any) -> MemberChange:
         member_id = fields.get("value")
         if not isinstance(member_id, str) or not member_id.strip():
             raise InvalidValue(f"each member needs a 'value' with the user id, got {entry!r}")
+        check_length(_MEMBER_VALUE, member_id.strip(), "members.value")
         user_ids.append(member_id.strip())
         if isinstance(fields.get("display"), str) and fields["display"]:
+            check_length(_MEMBER_DISPLAY, fields["display"], "members.display")
             displays.append((member_id.strip(), fields["display"]))
     return MemberChange(op, _deduped(user_ids), tuple(displays))
 

@@ -1,11 +1,13 @@
 """SCIM attribute definitions as data (RFC 7643 §4, §7, §8.7).
 
 Discovery documents, attribute lookup for filters and PATCH paths, case-exactness,
-mutability and the storage mapping all derive from these definitions.
+mutability, the storage mapping and the length of text (checked in documents.py, the size of
+each column in models.py) all derive from these definitions.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +42,11 @@ class Attribute:
     #: Storage column: on the resource's table for single-valued attributes, on the
     #: value-row table for sub-attributes of multi-valued ones.
     column: str | None = None
+    #: The most characters a value may hold; ``None`` for unbounded text (or no column).
+    #: models.py sizes the column from it (stored_length) and documents.coerce enforces it,
+    #: so SQLite, which ignores VARCHAR lengths, and PostgreSQL accept the same values.
+    #: Not advertised in /Schemas: RFC 7643 §7 has no field for it.
+    max_length: int | None = None
 
     def sub(self, name: str) -> Attribute | None:
         lowered = name.lower()
@@ -94,8 +101,36 @@ class Schema:
         }
 
 
+#: Text limits, in characters: most text, short codes (types, locales, postal codes), URLs.
+TEXT = 512
+SHORT = 64
+URL = 2048
+
+
 def _s(name: str, column: str | None = None, **kw: Any) -> Attribute:
     return Attribute(name=name, column=column, **kw)
+
+
+def stored_length(attributes: Iterable[Attribute], column: str) -> int:
+    """The one limit of the attributes (and sub-attributes) stored in ``column``: models.py
+    sizes its String(N) from it, so a column is never shorter than what documents accept.
+    Attributes sharing a column (every multi-valued ``value``) must agree."""
+    limits = {
+        attribute.max_length
+        for attribute in _walk(attributes)
+        if attribute.column == column
+    }
+    if len(limits) != 1 or None in limits:
+        raise ValueError(f"column {column!r} needs one max_length, its attributes give {limits}")
+    (limit,) = limits
+    assert limit is not None
+    return limit
+
+
+def _walk(attributes: Iterable[Attribute]) -> Iterator[Attribute]:
+    for attribute in attributes:
+        yield attribute
+        yield from _walk(attribute.sub_attributes)
 
 
 #: The most values one multi-valued User attribute (emails, phoneNumbers, addresses, …) may
@@ -120,19 +155,20 @@ def _values(name: str, *subs: Attribute) -> Attribute:
     return _multi(name, *subs, description=f"The User's {name}: at most {MAX_VALUES} values")
 
 
-_VALUE = _s("value", "value")
-_DISPLAY = _s("display", "display")
+#: Stored as text, but its case-folded key column (``value_key``) holds TEXT characters.
+_VALUE = _s("value", "value", max_length=TEXT)
+_DISPLAY = _s("display", "display", max_length=TEXT)
 _PRIMARY = _s("primary", "primary", type="boolean")
 
 
 def _typed(*canonical: str) -> Attribute:
-    return _s("type", "type", canonical_values=canonical)
+    return _s("type", "type", canonical_values=canonical, max_length=SHORT)
 
 
 COMMON_ID = _s(
     "id", "id", case_exact=True, mutability="readOnly", returned="always", uniqueness="server"
 )
-COMMON_EXTERNAL_ID = _s("externalId", "external_id", case_exact=True)
+COMMON_EXTERNAL_ID = _s("externalId", "external_id", case_exact=True, max_length=TEXT)
 
 USER = Schema(
     id=CORE_USER,
@@ -141,27 +177,33 @@ USER = Schema(
     attributes=(
         COMMON_ID,
         COMMON_EXTERNAL_ID,
-        _s("userName", "user_name", required=True, uniqueness="server"),
+        _s("userName", "user_name", required=True, uniqueness="server", max_length=TEXT),
         Attribute(
             name="name",
             type="complex",
             sub_attributes=(
-                _s("formatted", "name_formatted"),
-                _s("familyName", "name_family"),
-                _s("givenName", "name_given"),
-                _s("middleName", "name_middle"),
-                _s("honorificPrefix", "name_prefix"),
-                _s("honorificSuffix", "name_suffix"),
+                _s("formatted", "name_formatted", max_length=2 * TEXT),
+                _s("familyName", "name_family", max_length=TEXT),
+                _s("givenName", "name_given", max_length=TEXT),
+                _s("middleName", "name_middle", max_length=TEXT),
+                _s("honorificPrefix", "name_prefix", max_length=128),
+                _s("honorificSuffix", "name_suffix", max_length=128),
             ),
         ),
-        _s("displayName", "display_name"),
-        _s("nickName", "nick_name"),
-        _s("profileUrl", "profile_url", type="reference", reference_types=("external",)),
-        _s("title", "title"),
-        _s("userType", "user_type"),
-        _s("preferredLanguage", "preferred_language"),
-        _s("locale", "locale"),
-        _s("timezone", "timezone"),
+        _s("displayName", "display_name", max_length=TEXT),
+        _s("nickName", "nick_name", max_length=TEXT),
+        _s(
+            "profileUrl",
+            "profile_url",
+            type="reference",
+            reference_types=("external",),
+            max_length=URL,
+        ),
+        _s("title", "title", max_length=TEXT),
+        _s("userType", "user_type", max_length=TEXT),
+        _s("preferredLanguage", "preferred_language", max_length=SHORT),
+        _s("locale", "locale", max_length=SHORT),
+        _s("timezone", "timezone", max_length=SHORT),
         _s("active", "active", type="boolean"),
         _s("password", None, mutability="writeOnly", returned="never"),
         _values("emails", _VALUE, _DISPLAY, _typed("work", "home", "other"), _PRIMARY),
@@ -181,7 +223,14 @@ USER = Schema(
         ),
         _values(
             "photos",
-            _s("value", "value", type="reference", case_exact=True, reference_types=("external",)),
+            _s(
+                "value",
+                "value",
+                type="reference",
+                case_exact=True,
+                reference_types=("external",),
+                max_length=TEXT,
+            ),
             _DISPLAY,
             _typed("photo", "thumbnail"),
             _PRIMARY,
@@ -189,11 +238,11 @@ USER = Schema(
         _values(
             "addresses",
             _s("formatted", "formatted"),
-            _s("streetAddress", "street_address"),
-            _s("locality", "locality"),
-            _s("region", "region"),
-            _s("postalCode", "postal_code"),
-            _s("country", "country"),
+            _s("streetAddress", "street_address", max_length=TEXT),
+            _s("locality", "locality", max_length=256),
+            _s("region", "region", max_length=256),
+            _s("postalCode", "postal_code", max_length=SHORT),
+            _s("country", "country", max_length=SHORT),
             _typed("work", "home", "other"),
             _PRIMARY,
         ),
@@ -205,13 +254,13 @@ USER = Schema(
             _s("type", "type", mutability="readOnly", canonical_values=("direct", "indirect")),
             mutability="readOnly",
         ),
-        _values("entitlements", _VALUE, _DISPLAY, _s("type", "type"), _PRIMARY),
-        _values("roles", _VALUE, _DISPLAY, _s("type", "type"), _PRIMARY),
+        _values("entitlements", _VALUE, _DISPLAY, _typed(), _PRIMARY),
+        _values("roles", _VALUE, _DISPLAY, _typed(), _PRIMARY),
         _values(
             "x509Certificates",
-            _s("value", "value", type="binary", case_exact=True),
+            _s("value", "value", type="binary", case_exact=True, max_length=TEXT),
             _DISPLAY,
-            _s("type", "type"),
+            _typed(),
             _PRIMARY,
         ),
     ),
@@ -222,16 +271,16 @@ ENTERPRISE = Schema(
     name="EnterpriseUser",
     description="Enterprise User",
     attributes=(
-        _s("employeeNumber", "employee_number"),
-        _s("costCenter", "cost_center"),
-        _s("organization", "organization"),
-        _s("division", "division"),
-        _s("department", "department"),
+        _s("employeeNumber", "employee_number", max_length=256),
+        _s("costCenter", "cost_center", max_length=256),
+        _s("organization", "organization", max_length=TEXT),
+        _s("division", "division", max_length=TEXT),
+        _s("department", "department", max_length=TEXT),
         Attribute(
             name="manager",
             type="complex",
             sub_attributes=(
-                _s("value", "manager_id", case_exact=True),
+                _s("value", "manager_id", case_exact=True, max_length=TEXT),
                 _s("$ref", None, type="reference", reference_types=("User",)),
                 _s("displayName", None, mutability="readOnly"),
             ),
@@ -246,12 +295,13 @@ GROUP = Schema(
     attributes=(
         COMMON_ID,
         COMMON_EXTERNAL_ID,
-        _s("displayName", "display_name", required=True, uniqueness="server"),
+        _s("displayName", "display_name", required=True, uniqueness="server", max_length=TEXT),
         _multi(
             "members",
-            _s("value", "user_id", case_exact=True, mutability="immutable"),
+            # A user id (models.ID); the display is stored as sent (Membership.display).
+            _s("value", "user_id", case_exact=True, mutability="immutable", max_length=SHORT),
             _s("$ref", None, type="reference", mutability="immutable", reference_types=("User",)),
-            _s("display", None, mutability="readOnly"),
+            _s("display", "display", mutability="readOnly", max_length=TEXT),
             _s("type", None, mutability="immutable", canonical_values=("User",)),
         ),
     ),

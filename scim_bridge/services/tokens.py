@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 from ..auth import SCOPES, hash_token, new_token
 from ..db import utcnow
 from ..errors import Conflict, InvalidValue, NotFound
-from ..models import DEFAULT_TENANT, ApiToken, Tenant
+from ..models import DEFAULT_TENANT, NAME_LENGTH, ApiToken, Tenant
 
 
 def ensure_default_tenant(db: Session) -> Tenant:
@@ -24,6 +24,7 @@ def create_tenant(db: Session, name: str) -> Tenant:
     name = name.strip()
     if not name:
         raise InvalidValue("a tenant needs a name")
+    _check_name("tenant", name)
     if db.scalar(select(Tenant.id).where(Tenant.name == name)) is not None:
         raise Conflict(f"tenant '{name}' already exists")
     tenant = Tenant(name=name)
@@ -45,6 +46,7 @@ def create_token(db: Session, name: str, scope: str, tenant: str | None = None) 
     """Create a token and return it; only its hash is stored, so this is the one chance."""
     if scope not in SCOPES:
         raise InvalidValue(f"unknown scope '{scope}'; choose one of {', '.join(SCOPES)}")
+    _check_name("token", name)
     owner = get_tenant(db, tenant)
     taken = select(ApiToken.id).where(ApiToken.tenant_id == owner.id, ApiToken.name == name)
     if db.scalar(taken) is not None:
@@ -53,6 +55,14 @@ def create_token(db: Session, name: str, scope: str, tenant: str | None = None) 
     db.add(ApiToken(name=name, scope=scope, tenant_id=owner.id, token_hash=hash_token(token)))
     db.flush()
     return token
+
+
+def _check_name(kind: str, name: str) -> None:
+    """Refused before the database, so SQLite (which stores any length) agrees with PostgreSQL."""
+    if len(name) > NAME_LENGTH:
+        raise InvalidValue(
+            f"a {kind} name may be at most {NAME_LENGTH} characters, got {len(name)}"
+        )
 
 
 def list_tokens(db: Session) -> list[ApiToken]:
