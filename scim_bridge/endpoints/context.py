@@ -4,6 +4,7 @@ the parsed JSON body and the externally visible base URL."""
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from flask import current_app, request
@@ -27,12 +28,25 @@ def json_body(*, allow_nul: bool = False) -> Any:
     if not raw.strip():
         raise InvalidSyntax("the request body is empty; send a JSON object")
     try:
-        body = json.loads(raw)
+        body = json.loads(raw, parse_constant=_non_finite, parse_float=_finite_float)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidSyntax(f"the request body is not valid JSON: {exc}") from None
     if not allow_nul and _has_nul(body):
         raise InvalidSyntax("the request body contains a NUL character, which no value may hold")
     return body
+
+
+def _non_finite(literal: str) -> float:
+    """NaN and Infinity are not JSON (RFC 8259 §6); Python's parser would take them."""
+    raise ValueError(f"{literal} is not a JSON number")
+
+
+def _finite_float(literal: str) -> float:
+    """A number too large for a float (1e400) would become inf: refused like Infinity."""
+    value = float(literal)
+    if math.isinf(value):
+        raise ValueError(f"the number {literal[:40]} is too large")
+    return value
 
 
 def _has_nul(value: Any) -> bool:

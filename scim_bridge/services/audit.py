@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from ..errors import InvalidValue
 from ..models import Event, RequestLogEntry
-from ..parameters import integer
+from ..parameters import LARGEST, integer
 from ..scim.formats import iso
 
 DEFAULT_COUNT = 100
@@ -27,7 +27,7 @@ def _cursor(params: Mapping[str, Any], name: str) -> int | None:
         value = int(raw)
     except (TypeError, ValueError):
         raise InvalidValue(f"'{name}' must be a cursor returned by this API") from None
-    if not 0 <= value < 2**62:
+    if not 0 <= value <= LARGEST:  # beyond the id column (PostgreSQL: integer out of range)
         raise InvalidValue(f"'{name}' must be a cursor returned by this API")
     return value
 
