@@ -102,3 +102,11 @@ class ServiceUnavailable(BridgeError):
     status = 503
     error = "temporarily_unavailable"
     reason = "database unavailable"
+
+
+class ConcurrentChange(ServiceUnavailable):
+    """PostgreSQL could not serialize the change with a concurrent one (a deadlock or a
+    serialization failure), even on a second try: the client may simply retry."""
+
+    error = "concurrent_change"
+    reason = "conflict with a concurrent change"
