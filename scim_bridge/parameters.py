@@ -13,7 +13,7 @@ LARGEST = 2**31 - 1
 
 #: Decimal digits only: Python's int() would also take "1_000" and "٥", and refuse 5,000 digits.
 _DIGITS = re.compile(r"([+-]?)0*([0-9]+)")
-#: Digit runs longer than this are beyond any bound and are clamped without int().
+#: Digit runs longer than this are beyond any bound; they are not given to int().
 _LONGEST_RUN = 18
 
 
@@ -25,18 +25,26 @@ def integer(name: str, raw: Any, default: int, low: int = 0, high: int = LARGEST
     if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
         raise _not_an_integer(name, raw)
     if isinstance(raw, str):
-        digits = _DIGITS.fullmatch(raw.strip())
-        if digits is None:
+        value = decimal(raw)
+        if value is None:
             raise _not_an_integer(name, raw)
-        sign, run = digits.groups()
-        if len(run) > _LONGEST_RUN:
-            return low if sign == "-" else high
-        value = int(sign + run)
     elif isinstance(raw, int | float):
         value = int(raw)
     else:
         raise _not_an_integer(name, raw)
     return min(max(value, low), high)
+
+
+def decimal(text: str) -> int | None:
+    """``text`` as an int when it is ASCII decimal digits (a sign, spaces around), else None.
+    A run too long to matter is read as ±10**19, beyond every bound, without int()."""
+    digits = _DIGITS.fullmatch(text.strip())
+    if digits is None:
+        return None
+    sign, run = digits.groups()
+    if len(run) > _LONGEST_RUN:
+        run = "1" + "0" * (_LONGEST_RUN + 1)
+    return int(sign + run)
 
 
 def _not_an_integer(name: str, raw: Any) -> InvalidValue:

@@ -177,6 +177,13 @@ def test_admin_cursors_beyond_the_id_column_are_400(admin, path, name, json_text
     _json_error(admin.get(path + query), "invalid_value", f"'{field}' must be a cursor")
 
 
+@pytest.mark.parametrize("query", ["1_000", "\u0665", "9" * 5000, "0x10"])
+@pytest.mark.parametrize("path", ["/events?after=", "/requests?before="])
+def test_admin_cursors_are_ascii_decimal_digits(admin, path, query):
+    field = path.split("?")[1].rstrip("=")
+    _json_error(admin.get(path + query), "invalid_value", f"'{field}' must be a cursor")
+
+
 @pytest.mark.parametrize("path", ["/events?after=", "/requests?before="])
 def test_admin_cursors_up_to_the_largest_id_are_read(admin, path):
     response = admin.get(f"{path}{LARGEST}")

@@ -101,9 +101,10 @@ def test_one_conflict_is_retried_and_the_post_creates_one_user(scim, conflicts, 
 
 
 @pytest.mark.parametrize("at_commit", [False, True], ids=["in-statement", "at-commit"])
-def test_two_conflicts_are_a_scim_503_and_change_nothing(scim, conflicts, at_commit):
+def test_two_conflicts_are_a_scim_503_and_change_nothing(scim, conflicts, at_commit, caplog):
     conflicts.arm(2, code="40P01", at_commit=at_commit)
     response = scim.post("/Users", json=user_body("ann@example.com"))
+    assert not [record for record in caplog.records if record.exc_info]  # no traceback
     body = _is_conflict_503(response)
     assert body["schemas"] == ["urn:ietf:params:scim:api:messages:2.0:Error"]
     assert body["status"] == "503" and CONFLICT_DETAIL in body["detail"]
