@@ -118,3 +118,11 @@ def error_document(error: BridgeError, *, scim: bool) -> dict[str, Any]:
     if error.scim_type:
         body["scimType"] = error.scim_type
     return body
+
+
+class ConcurrentChange(ServiceUnavailable):
+    """PostgreSQL could not serialize the change with a concurrent one (a deadlock or a
+    serialization failure), even on a second try: the client may simply retry."""
+
+    error = "concurrent_change"
+    reason = "conflict with a concurrent change"

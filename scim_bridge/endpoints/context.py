@@ -4,6 +4,7 @@ the parsed JSON body and the externally visible base URL."""
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from flask import current_app, request
@@ -39,13 +40,26 @@ def json_body(*, allow_unstorable: bool = False) -> Any:
             f"the request body nests arrays and objects more than {MAX_JSON_DEPTH} levels deep"
         )
     try:
-        body = json.loads(text)
+        body = json.loads(text, parse_constant=_non_finite, parse_float=_finite_float)
     except ValueError as exc:
         raise InvalidSyntax(f"the request body is not valid JSON: {exc}") from None
     problem = None if allow_unstorable else unstorable(body)
     if problem is not None:
         raise InvalidSyntax(f"in the request body, {problem}")
     return body
+
+
+def _non_finite(literal: str) -> float:
+    """NaN and Infinity are not JSON (RFC 8259 §6); Python's parser would take them."""
+    raise ValueError(f"{literal} is not a JSON number")
+
+
+def _finite_float(literal: str) -> float:
+    """A number too large for a float (1e400) would become inf: refused like Infinity."""
+    value = float(literal)
+    if math.isinf(value):
+        raise ValueError(f"the number {literal[:40]} is too large")
+    return value
 
 
 def reject_nul_in_url() -> None:

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from ..errors import InvalidValue
 from ..models import Event, RequestLogEntry
-from ..parameters import integer
+from ..parameters import LARGEST, decimal, integer
 from ..scim.formats import iso
 
 DEFAULT_COUNT = 100
@@ -23,11 +23,9 @@ def _cursor(params: Mapping[str, Any], name: str) -> int | None:
     raw = params.get(name)
     if raw is None or raw == "":
         return None
-    try:
-        value = int(raw)
-    except (TypeError, ValueError):
-        raise InvalidValue(f"'{name}' must be a cursor returned by this API") from None
-    if not 0 <= value < 2**62:
+    value = decimal(str(raw))
+    # Beyond LARGEST no id exists, and PostgreSQL would answer "integer out of range".
+    if value is None or not 0 <= value <= LARGEST:
         raise InvalidValue(f"'{name}' must be a cursor returned by this API")
     return value
 
