@@ -42,8 +42,9 @@ def staff(scim, api) -> dict[str, Any]:
 
 def _state(scim, admin, api, staff) -> Any:
     """Everything a bad request could have changed: resources, events and the session."""
+    sessions = admin.get(f"/users/{staff['user']['id']}/sessions").json()["sessions"]
     return (scim.get("/Users").json()["Resources"], scim.get("/Groups").json()["Resources"],
-            events(admin), is_active(api, staff["session"]["token"]))
+            events(admin), sessions, is_active(api, staff["session"]["token"]))
 
 
 def _raw(app, method: str, url: str, token: str, **kwargs: Any) -> Any:
@@ -220,6 +221,33 @@ def test_a_bad_url_elsewhere_is_a_json_400(app, scim, admin, api, staff, method,
     response = _raw(app, method, url, make_token(app, "raw-app", "sessions"))
     _assert_json_400(response, "invalid_syntax", _url_words(escape))
     assert _state(scim, admin, api, staff) == before
+
+
+@pytest.mark.parametrize("escape", BAD_ESCAPES)
+def test_a_bad_query_on_a_session_request_starts_no_session(app, scim, admin, api, staff,
+                                                          escape):
+    before = _state(scim, admin, api, staff)
+    response = _raw(app, "POST", f"/api/v1/sessions?client={escape}",
+                    make_token(app, "raw-app", "sessions"),
+                    data=json.dumps({"client": "web", "user_id": staff["user"]["id"]}),
+                    content_type="application/json")
+    _assert_json_400(response, "invalid_syntax", _url_words(escape))
+    assert _state(scim, admin, api, staff) == before
+
+
+@pytest.mark.parametrize("escape", ["%FF", "%ED%A0%80"])
+def test_a_bulk_path_holding_escapes_fails_only_its_own_operation(scim, staff, escape):
+    """A Bulk path is text in the body, not a URL: ``%FF`` there is an id no resource has."""
+    user_id = staff["user"]["id"]
+    change = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+              "Operations": [{"op": "replace", "path": "title", "value": "Companion"}]}
+    response = scim.post("/Bulk", json={
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],
+        "Operations": [{"method": "PATCH", "path": f"/Users/{user_id}{escape}", "data": change},
+                       {"method": "PATCH", "path": f"/Users/{user_id}", "data": change}]})
+    assert response.status_code == 200
+    assert [r["status"] for r in response.json()["Operations"]] == ["404", "200"]
+    assert scim.get(f"/Users/{user_id}").json()["title"] == "Companion"
 
 
 def test_a_good_non_ascii_url_still_works(app, scim, scim_token, staff):
