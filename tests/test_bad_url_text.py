@@ -170,6 +170,27 @@ def test_a_nul_escape_in_a_bulk_logout_filter_ends_no_session(scim, admin, api, 
     assert _state(scim, admin, api, staff) == before
 
 
+@pytest.mark.parametrize("resource, operation", [
+    ("Users", {"op": "replace", "path": r'emails[type eq "\u0000"].value', "value": "x@y.z"}),
+    ("Users", {"op": "add", "path": r'addresses[type eq "wo\u0000rk"].locality',
+               "value": "Cardiff"}),
+    ("Users", {"op": "remove", "path": r'emails[value eq "amy@example.com\u0000"]'}),
+    ("Groups", {"op": "remove", "path": r'members[value eq "\u0000"]'}),
+])
+def test_a_nul_escape_in_a_patch_path_filter_changes_nothing(scim, admin, api, staff,
+                                                            resource, operation):
+    """Entra's create-on-miss stored the filter's NUL as a value: a 500 on PostgreSQL, and on
+    SQLite a NUL in the row. A bad PATCH path is invalidPath (RFC 7644 §3.5.2)."""
+    before = _state(scim, admin, api, staff)
+    target = staff["user" if resource == "Users" else "group"]["id"]
+    response = scim.patch(f"/{resource}/{target}", json={
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [operation]})
+    assert response.status_code == 400
+    assert response.json()["scimType"] == "invalidPath"
+    assert "NUL" in response.json()["detail"]
+    assert _state(scim, admin, api, staff) == before
+
+
 def test_a_filter_escape_that_is_not_nul_still_finds_the_user(scim, staff):
     """Only NUL is refused: ``\\u0040`` is "@" and matches."""
     response = scim.get("/Users", params={"filter": r'userName eq "amy\u0040example.com"'})
