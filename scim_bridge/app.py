@@ -17,7 +17,7 @@ from .endpoints import (
     transaction,
     well_known,
 )
-from .endpoints.context import reject_nul_in_url
+from .endpoints.context import reject_unstorable_url
 from .extension import Bridge
 from .settings import Settings
 
@@ -33,7 +33,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["scim_bridge"] = Bridge.build(settings)
 
     observability.init_app(app)  # first: every later hook and error sees the request id
-    app.before_request(reject_nul_in_url)
+    app.before_request(reject_unstorable_url)
     errors.init_app(app)
     limits.init_app(app)
     for blueprint in (scim.bp, health.bp, sessions.bp, admin.bp, well_known.bp):

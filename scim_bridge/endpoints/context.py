@@ -1,11 +1,12 @@
 """What every blueprint reads from the request and the app: the extension object, settings,
-the parsed JSON body and the externally visible base URL."""
+the parsed JSON body, URL text checked to be storable and the externally visible base URL."""
 
 from __future__ import annotations
 
 import json
 import math
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 from flask import current_app, request
 
@@ -62,12 +63,35 @@ def _finite_float(literal: str) -> float:
     return value
 
 
-def reject_nul_in_url() -> None:
-    """No database stores NUL: refuse it in the path or query before anything reads them."""
-    if "\x00" in request.path or "\x00" in request.query_string.decode("latin-1"):
-        raise InvalidSyntax("the URL contains a NUL character")
-    if any("\x00" in key + value for key, value in request.args.items(multi=True)):
-        raise InvalidSyntax("the URL contains a NUL character")
+def reject_unstorable_url() -> None:
+    """Refuse a path or query that is not UTF-8 as sent, or that holds NUL, before anything
+    reads them: werkzeug would decode bad bytes to U+FFFD, a value the client never sent, and
+    no database stores NUL. WSGI hands both over as latin-1-decoded bytes (PEP 3333)."""
+    environ = request.environ
+    try:
+        path = environ.get("PATH_INFO", "").encode("latin-1")
+        query = environ.get("QUERY_STRING", "").encode("latin-1")
+    except UnicodeEncodeError:  # not bytes at all: a transport that decoded them already
+        raise InvalidSyntax("the URL is not valid UTF-8") from None
+    _checked_text(path, "the URL")
+    url_encoded_text(query, "the URL")
+
+
+def url_encoded_text(encoded: bytes, where: str) -> str:
+    """Percent-encoded form or query bytes ("+" is a space) as the text they stand for, which
+    must be strict UTF-8 (no overlong forms, no surrogates) without NUL; ``where`` names the
+    part of the request in the error."""
+    return _checked_text(unquote_to_bytes(encoded.replace(b"+", b" ")), where)
+
+
+def _checked_text(raw: bytes, where: str) -> str:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidSyntax(f"{where} is not valid UTF-8") from None
+    if "\x00" in text:
+        raise InvalidSyntax(f"{where} contains a NUL character, which no value may hold")
+    return text
 
 
 def base_url() -> str:

@@ -18,7 +18,7 @@ from ..errors import BadRequest, InvalidSyntax
 from ..revocation import sessions
 from ..scim.formats import iso
 from ..storable import unstorable
-from .context import base_url, bridge, json_body, settings
+from .context import base_url, bridge, json_body, settings, url_encoded_text
 from .transaction import db
 
 PREFIX = "/api/v1/sessions"
@@ -81,8 +81,10 @@ def _issuer() -> str:
 def _token_parameter() -> Any:
     """RFC 7662 §2.1: the form field ``token``; a JSON ``{"token": ...}`` is accepted too."""
     if request.mimetype == "application/x-www-form-urlencoded":
+        form = request.get_data(cache=True)
+        url_encoded_text(form, "the form")  # every name and value: UTF-8 as sent, without NUL
         try:
-            fields = parse_qs(request.get_data(cache=True).decode("utf-8", "replace"),
+            fields = parse_qs(form.decode("utf-8", "replace"),
                               keep_blank_values=True, max_num_fields=20)
         except ValueError:
             raise BadRequest("the form has too many fields") from None

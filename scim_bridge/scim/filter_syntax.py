@@ -14,7 +14,8 @@ Only the library's lexer and parser are used. Around them:
   and ``id eq 2819c223-... and manager eq 0e1f...``. Text that does not parse is retried once
   with each bare word after a comparison operator quoted, unless it is true, false, null or a
   JSON number. If the retry fails too, the error describes the original text.
-- Hostile input: at most 4096 characters, 200 comparisons and 32 levels of nesting.
+- Hostile input: at most 4096 characters, 200 comparisons and 32 levels of nesting. A string
+  that cannot be stored (an unpaired surrogate, NUL, raw or as ``\\u0000``) is refused here.
 """
 
 from __future__ import annotations
@@ -78,6 +79,10 @@ def _string_value(literal: str) -> str:
         value.encode("utf-8")
     except UnicodeEncodeError:
         raise InvalidFilter(f"The filter string {literal} holds an unpaired \\u escape") from None
+    if "\x00" in value:  # no database stores NUL; PostgreSQL refuses it in a bound parameter
+        raise InvalidFilter(
+            f"The filter string {literal} holds a NUL character, which no value may hold"
+        )
     return value
 
 
