@@ -8,8 +8,12 @@ line on stderr, never a traceback.
 
 from __future__ import annotations
 
+import atexit
 import ipaddress
+import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -20,8 +24,10 @@ from sqlalchemy.exc import DatabaseError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from . import __version__
+from .auth import SCOPES
 from .db import DatabaseUnusable, make_engine, make_sessionmaker, write_transaction
 from .errors import BridgeError
+from .logs import LOG_FORMATS
 from .migrate import SchemaNotCurrent
 from .revocation.keys import SigningKeyFileError
 from .settings import Settings, SettingsError, env_name
@@ -147,7 +153,13 @@ def main() -> None:
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 256))
 @click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 1024),
               help="Threads per worker.")
-def serve(host: str, port: int, workers: int, threads: int) -> None:
+@click.option("--metrics-port", default=None, type=click.IntRange(1, 65535),
+              help="Also serve /metrics, without a token, on 127.0.0.1 at this port.")
+@click.option("--log-format", default=None, type=click.Choice(LOG_FORMATS),
+              help="json: one object per line; text: for a terminal. "
+                   "[default: SCIM_BRIDGE_LOG_FORMAT, else json]")
+def serve(host: str, port: int, workers: int, threads: int, metrics_port: int | None,
+          log_format: str | None) -> None:
     """Migrate the database and serve with gunicorn."""
     from . import migrate
     from .server import run
@@ -167,8 +179,26 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
         click.echo(f"Admin token:   {first.admin_token}")
         click.echo("These tokens are shown once; only their hashes are stored.")
     sys.stdout.flush()
+    _metrics_directory()
     # Without SCIM_BRIDGE_PUBLIC_URL the workers sign with the stored issuer (KeyRing.issuer).
-    run(settings, host=host, port=port, workers=workers, threads=threads)
+    run(settings, host=host, port=port, workers=workers, threads=threads,
+        metrics_port=metrics_port, log_format=log_format)
+
+
+def _metrics_directory() -> None:
+    """A fresh directory for the workers' metric files, made before gunicorn forks them and
+    removed when the master (not a worker, which runs exit handlers too) exits."""
+    from . import metrics
+
+    directory = tempfile.mkdtemp(prefix="scim-bridge-metrics-")
+    metrics.enable_multiprocess(directory)
+    master = os.getpid()
+
+    def remove() -> None:
+        if os.getpid() == master:
+            shutil.rmtree(directory, ignore_errors=True)
+
+    atexit.register(remove)
 
 
 def _is_loopback(host: str) -> bool:
@@ -229,7 +259,7 @@ _TENANT_OPTION = click.option("--tenant", "tenant_name", default=None,
 
 @token.command("create")
 @click.option("--name", required=True)
-@click.option("--scope", required=True, type=click.Choice(["scim", "sessions", "admin"]))
+@click.option("--scope", required=True, type=click.Choice(SCOPES))
 @_TENANT_OPTION
 def token_create(name: str, scope: str, tenant_name: str | None) -> None:
     """Print only the new token on stdout."""

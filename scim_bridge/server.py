@@ -1,12 +1,24 @@
-"""Production serving with gunicorn: each worker builds its own app (and engine) after fork."""
+"""Production serving with gunicorn: each worker builds its own app (and engine) after fork.
+
+Metrics: every worker writes its values to files in one directory (metrics.py), and a worker
+that exits is marked dead there. With ``metrics_port`` the master serves those files' sums on
+127.0.0.1 from a thread: one listener however many workers there are, outside the app (no
+token, no request log), alive while workers die and are replaced. Logs: one ``logconfig_dict``
+(logs.py) for gunicorn's error log and the application's loggers, in master and workers.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
+from prometheus_client import start_http_server
 
+from . import logs, metrics
 from .settings import Settings
+
+#: The only address ``--metrics-port`` listens on: metrics are not for the public surface.
+METRICS_HOST = "127.0.0.1"
 
 
 class _Server(BaseApplication):  # type: ignore[misc]
@@ -25,7 +37,8 @@ class _Server(BaseApplication):  # type: ignore[misc]
         return create_app(self._settings)
 
 
-def run(settings: Settings, *, host: str, port: int, workers: int, threads: int) -> None:
+def run(settings: Settings, *, host: str, port: int, workers: int, threads: int,
+        metrics_port: int | None = None, log_format: str | None = None) -> None:
     _Server(
         settings,
         {
@@ -36,8 +49,29 @@ def run(settings: Settings, *, host: str, port: int, workers: int, threads: int)
             # and honouring the app's Connection: close (workers.py)
             "worker_class": ("scim_bridge.workers.ThreadWorker" if threads > 1
                              else "scim_bridge.workers.SyncWorker"),
-            "accesslog": None,
+            "accesslog": None,  # observability.py logs each request once, with its route
+            "logconfig_dict": logs.logging_config(log_format or settings.log_format),
             "timeout": 60,
             "keepalive": 75,
+            "child_exit": _child_exit,
+            "when_ready": _metrics_listener(metrics_port),
         },
     ).run()
+
+
+def _child_exit(_server: Any, worker: Any) -> None:
+    metrics.mark_process_dead(worker.pid)
+
+
+def _metrics_listener(metrics_port: int | None) -> Any:
+    """gunicorn's ``when_ready`` hook (the master, sockets bound): start the loopback
+    listener when a port is given."""
+
+    def when_ready(server: Any) -> None:
+        if metrics_port is None:
+            return
+        start_http_server(metrics_port, addr=METRICS_HOST,
+                          registry=metrics.multiprocess_registry())
+        server.log.info("metrics on http://%s:%d/metrics", METRICS_HOST, metrics_port)
+
+    return when_ready

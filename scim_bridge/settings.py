@@ -17,6 +17,8 @@ from urllib.parse import urlsplit
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from .logs import LOG_FORMATS
+
 __all__ = [
     "DEFAULT_DATABASE_URL", "ENV_PREFIX", "Settings", "SettingsError", "env_fields", "env_name",
 ]
@@ -70,6 +72,9 @@ class Settings:
     #: PEM file with an EC P-256 private key; by default a key is generated and kept in the DB.
     signing_key_file: str | None = None
     sqlite_busy_timeout_ms: int = 30_000
+    #: ``json`` (one object per line, for a log shipper) or ``text`` (for a terminal); a fixed
+    #: default, not a guess from the terminal, so what is shipped never changes with ``-t``.
+    log_format: str = "json"
     #: "Now" (aware UTC) for session expiry and token times; tests pass a clock they move.
     clock: Callable[[], dt.datetime] = utc_now
 
@@ -87,6 +92,9 @@ class Settings:
             )
         if type(self.revoke_on_group_add) is not bool:
             raise SettingsError(f"{env_name('revoke_on_group_add')} must be true or false")
+        if self.log_format not in LOG_FORMATS:
+            raise SettingsError(f"{env_name('log_format')}={self.log_format!r} is not a log "
+                                f"format; set {' or '.join(LOG_FORMATS)}")
         _check_database_url(self.database_url)
         _check_public_url(self.public_url)
         if self.signing_key_file is not None and not (

@@ -86,6 +86,7 @@ BAD_SETTINGS = [
     ("REQUEST_LOG_RETENTION", "1_000"),
     ("SQLITE_BUSY_TIMEOUT_MS", "-1"),
     ("SQLITE_BUSY_TIMEOUT_MS", "30s"),
+    ("LOG_FORMAT", "xml"),
 ]
 
 
@@ -113,7 +114,8 @@ def test_a_database_password_is_never_shown(tmp_path):
 def test_every_setting_can_be_set_from_the_environment(field):
     value = {"database_url": "sqlite:////tmp/x.db", "public_url": "https://bridge.example",
              "revoke_on_group_add": "true", "signing_key_file": "/etc/bridge/key.pem",
-             "default_session_ttl": "60", "max_session_ttl": "86400"}.get(field, "2048")
+             "default_session_ttl": "60", "max_session_ttl": "86400",
+             "log_format": "text"}.get(field, "2048")
     settings = Settings.from_env({env_name(field): value})
     assert str(getattr(settings, field)).lower() == value
 
