@@ -19,7 +19,8 @@ ACCESS_LOGGER = "scim_bridge.access"
 LOG_FORMATS = ("json", "text")
 
 _TEXT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-_JSON_FIELDS = "%(levelname)s %(name)s %(message)s"
+#: ``process`` is the worker's pid: which worker answered, which one died.
+_JSON_FIELDS = "%(levelname)s %(name)s %(process)d %(message)s"
 
 
 def logging_config(log_format: str) -> dict[str, Any]:
