@@ -162,10 +162,17 @@ def serve(host: str, port: int, workers: int, threads: int, metrics_port: int | 
           log_format: str | None) -> None:
     """Migrate the database and serve with gunicorn."""
     from . import migrate
-    from .server import run
+    from .server import METRICS_HOST, listen_for_metrics, run
 
     settings = _settings()
     _check_key_file(settings)  # before anything listens: never a server that cannot sign
+    _metrics_directory()
+    if metrics_port is not None:
+        try:
+            listen_for_metrics(metrics_port)
+        except OSError as exc:
+            raise OperatorError(f"--metrics-port {metrics_port}: cannot listen on "
+                                f"{METRICS_HOST} ({exc.strerror}); choose a free port") from None
     public_url = settings.public_url or f"http://{host}:{port}"
     if not settings.public_url and not _is_loopback(host):
         click.echo(f"warning: serving on {host} without SCIM_BRIDGE_PUBLIC_URL: session tokens "
@@ -179,7 +186,6 @@ def serve(host: str, port: int, workers: int, threads: int, metrics_port: int | 
         click.echo(f"Admin token:   {first.admin_token}")
         click.echo("These tokens are shown once; only their hashes are stored.")
     sys.stdout.flush()
-    _metrics_directory()
     # Without SCIM_BRIDGE_PUBLIC_URL the workers sign with the stored issuer (KeyRing.issuer).
     run(settings, host=host, port=port, workers=workers, threads=threads,
         metrics_port=metrics_port, log_format=log_format)

@@ -1,10 +1,12 @@
 """Production serving with gunicorn: each worker builds its own app (and engine) after fork.
 
 Metrics: every worker writes its values to files in one directory (metrics.py), and a worker
-that exits is marked dead there. With ``metrics_port`` the master serves those files' sums on
-127.0.0.1 from a thread: one listener however many workers there are, outside the app (no
-token, no request log), alive while workers die and are replaced. Logs: one ``logconfig_dict``
-(logs.py) for gunicorn's error log and the application's loggers, in master and workers.
+that exits is marked dead there. :func:`listen_for_metrics` serves those files' sums on
+127.0.0.1 from a thread of the master: one listener however many workers there are, outside
+the app (no token, no request log), alive while workers die and are replaced. It starts before
+gunicorn, so a port in use stops ``serve`` with one line instead of a half-started server.
+Logs: one ``logconfig_dict`` (logs.py) for gunicorn's error log and the application's loggers,
+in master and workers.
 """
 
 from __future__ import annotations
@@ -54,24 +56,26 @@ def run(settings: Settings, *, host: str, port: int, workers: int, threads: int,
             "timeout": 60,
             "keepalive": 75,
             "child_exit": _child_exit,
-            "when_ready": _metrics_listener(metrics_port),
+            "when_ready": _announcing_metrics(metrics_port),
         },
     ).run()
+
+
+def listen_for_metrics(port: int) -> None:
+    """Serve ``/metrics`` (every worker's sums) on 127.0.0.1:``port`` from a daemon thread;
+    raises OSError when the port cannot be bound."""
+    start_http_server(port, addr=METRICS_HOST, registry=metrics.multiprocess_registry())
 
 
 def _child_exit(_server: Any, worker: Any) -> None:
     metrics.mark_process_dead(worker.pid)
 
 
-def _metrics_listener(metrics_port: int | None) -> Any:
-    """gunicorn's ``when_ready`` hook (the master, sockets bound): start the loopback
-    listener when a port is given."""
+def _announcing_metrics(metrics_port: int | None) -> Any:
+    """gunicorn's ``when_ready`` hook: say in the log where the metrics listener is."""
 
     def when_ready(server: Any) -> None:
-        if metrics_port is None:
-            return
-        start_http_server(metrics_port, addr=METRICS_HOST,
-                          registry=metrics.multiprocess_registry())
-        server.log.info("metrics on http://%s:%d/metrics", METRICS_HOST, metrics_port)
+        if metrics_port is not None:
+            server.log.info("metrics on http://%s:%d/metrics", METRICS_HOST, metrics_port)
 
     return when_ready

@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -18,7 +20,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from . import live
-from .harness import LOOPBACK, free_port
+from .harness import LOOPBACK, free_port, scim_bridge_command
 from .scimdata import create_group, create_user, patch
 
 USER_ROUTE = "/scim/v2/Users/<user_id>"
@@ -211,3 +213,22 @@ def _wait_until_answering(server: live.LiveServer) -> None:
         time.sleep(0.1)
     raise AssertionError("the server did not answer after its worker was replaced")
 
+
+
+def test_a_metrics_port_in_use_stops_serve_with_one_line(tmp_path):
+    with socket.socket() as taken:
+        taken.bind((LOOPBACK, 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [*scim_bridge_command(), "serve", "--port", str(free_port()),
+             "--metrics-port", str(port)],
+            env={**os.environ, "SCIM_BRIDGE_DATABASE_URL": f"sqlite:///{tmp_path}/bridge.db"},
+            capture_output=True, text=True, timeout=60,
+        )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"Error: --metrics-port {port}: cannot listen on 127.0.0.1 (Address already in use); "
+        "choose a free port"
+    ]
+    assert not (tmp_path / "bridge.db").exists()  # refused before the database is touched
