@@ -6,6 +6,7 @@ keys, and rotate with ``scim-bridge keys rotate``."""
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import hmac
 import json
@@ -14,13 +15,15 @@ import jwt
 import pytest
 from click.testing import CliRunner
 from cryptography.hazmat.primitives import serialization
-from sqlalchemy import select
+from cryptography.hazmat.primitives.asymmetric import ec
+from sqlalchemy import select, update
 
+from scim_bridge import create_app
 from scim_bridge.cli import main as cli
 from scim_bridge.events import sets
 from scim_bridge.models import Event, SigningKey
 
-from .conftest import PUBLIC_URL
+from .conftest import PUBLIC_URL, http_client, make_token, sessions_client
 from .independent_jose import published_keys, verified
 from .scimdata import create_group, create_user, patch
 from .sessionkit import introspect, is_active, start_session
@@ -329,8 +332,9 @@ def test_a_set_signed_with_the_session_key_is_not_a_session(app, api, sales):
     assert is_active(api, token)
 
 
-def _cli(database_url: str, *args: str) -> str:
-    result = CliRunner().invoke(cli, list(args), env={"SCIM_BRIDGE_DATABASE_URL": database_url})
+def _cli(database_url: str, *args: str, **env: str) -> str:
+    result = CliRunner().invoke(cli, list(args),
+                                env={"SCIM_BRIDGE_DATABASE_URL": database_url, **env})
     assert result.exit_code == 0, result.output
     return result.output
 
@@ -354,3 +358,73 @@ def test_rotation_keeps_the_old_event_key_published_and_a_new_kid_signs(
     fresh = start_session(api, user_id=sales["user"]["id"])
     assert jwt.get_unverified_header(fresh["token"])["alg"] == "ES256"
     assert is_active(api, fresh["token"]) and is_active(api, sales["sessions"][1]["token"])
+
+
+def test_with_a_key_file_the_event_key_is_kept_and_rotated_apart_from_it(
+    app, anonymous, settings, database_url, tmp_path
+):
+    event_kid = verified(anonymous, _sign(app, _event_claims()), typ="secevent+jwt",
+                         audience=AUDIENCE)[0]["kid"]
+    key_file = tmp_path / "session.pem"
+    key_file.write_bytes(ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    file_app = create_app(settings.with_(signing_key_file=str(key_file)))
+    try:
+        with sessions_client(file_app, "file-app") as file_api:
+            user = _create_user_in(file_app)
+            file_kid = jwt.get_unverified_header(
+                start_session(file_api, user_id=user)["token"])["kid"]
+        assert _header_kid(_sign(file_app, _event_claims())) == event_kid  # adopting kept it
+        output = _cli(database_url, "keys", "rotate",
+                      SCIM_BRIDGE_SIGNING_KEY_FILE=str(key_file))
+        assert output.splitlines()[0] == f"retired {event_kid}"
+        assert file_kid not in output and output.count("active  ") == 1
+        new_kid = _header_kid(_sign(file_app, _event_claims()))
+        assert new_kid != event_kid
+        assert {file_kid, event_kid, new_kid} <= set(published_keys(anonymous))
+        with sessions_client(file_app, "file-app-2") as file_api:
+            fresh = start_session(file_api, user_id=user)
+            assert jwt.get_unverified_header(fresh["token"])["kid"] == file_kid
+            assert is_active(file_api, fresh["token"])
+    finally:
+        file_app.extensions["scim_bridge"].engine.dispose()
+
+
+def test_with_a_key_file_and_no_event_key_rotation_says_to_replace_the_file(
+    app, database_url, tmp_path
+):
+    key_file = tmp_path / "session.pem"
+    key_file.write_bytes(ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    result = CliRunner().invoke(cli, ["keys", "rotate"], env={
+        "SCIM_BRIDGE_DATABASE_URL": database_url, "SCIM_BRIDGE_SIGNING_KEY_FILE": str(key_file)})
+    assert result.exit_code == 1 and "replace that file" in result.output
+
+
+def _header_kid(token: str) -> str:
+    return jwt.get_unverified_header(token)["kid"]
+
+
+def _create_user_in(app) -> str:
+    with http_client(app, make_token(app, "idp-2", "scim"), "/scim/v2") as scim:
+        return create_user(scim, "filed@example.com")["id"]
+
+
+def test_sessions_are_signed_by_the_session_key_even_when_the_event_key_is_older(
+    app, anonymous, api, sales
+):
+    event_kid = _verified_kid(anonymous, _sign(app, _event_claims()))
+    with app.extensions["scim_bridge"].sessions() as db:
+        db.execute(update(SigningKey).where(SigningKey.kid == event_kid)
+                   .values(created_at=dt.datetime(2020, 1, 1, tzinfo=dt.UTC)))
+        db.commit()
+    fresh = start_session(api, user_id=sales["user"]["id"])
+    assert jwt.get_unverified_header(fresh["token"])["alg"] == "ES256"
+    assert is_active(api, fresh["token"])
+    assert _verified_kid(anonymous, _sign(app, _event_claims())) == event_kid
+
+
+def _verified_kid(anonymous, token: str) -> str:
+    return verified(anonymous, token, typ="secevent+jwt", audience=AUDIENCE)[0]["kid"]

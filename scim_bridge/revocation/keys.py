@@ -200,8 +200,8 @@ class KeyRing:
         self._max_ttl = settings.max_session_ttl
         self._key_file = settings.signing_key_file
         self._file_key: FileKey | None = None
-        #: kid -> private key (a kid is a thumbprint: one key, one algorithm)
-        self._private: dict[str, jose.SigningKey] = {}
+        #: (kid, algorithm) -> private key
+        self._private: dict[tuple[str, str], jose.SigningKey] = {}
         #: (kid, algorithm) -> (public key, published until; ``None`` while it was active
         #: when cached)
         self._public: dict[tuple[str, str], tuple[jose.Key, dt.datetime | None]] = {}
@@ -271,12 +271,12 @@ class KeyRing:
         if kid is None:
             raise KeyUnavailable(f"no {algorithm} signing key is active; "
                                  "run 'scim-bridge keys rotate'")
-        key = self._private.get(kid)
+        key = self._private.get((kid, algorithm))
         if key is None:
             row = db.get(SigningKey, kid)
             if row is None or not row.private_pem:
                 raise KeyUnavailable(f"the private half of signing key {kid} is not stored")
-            key = self._private[kid] = jose.SigningKey(
+            key = self._private[(kid, algorithm)] = jose.SigningKey(
                 kid, algorithm, jose.key_from_pem(row.private_pem, algorithm)
             )
         return key
