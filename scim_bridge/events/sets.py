@@ -92,7 +92,7 @@ def user_subject(
     tenant: str | None = None,
     session_id: str | None = None,
 ) -> dict[str, Any]:
-    """A user as a subject identifier (RFC 9493 §3.2.2 ``email``, §3.2.3 ``iss_sub``), or as an
+    """A user as an RFC 9493 subject identifier (``iss_sub``, or ``email``), or as an
     SSF §3.3 complex subject of the user (``iss_sub``), the session and the tenant (both
     ``opaque``; absent members are wildcards). ``email`` without an address falls back to
     ``iss_sub`` (a deleted user's address may be gone), so the SET still names the user."""
