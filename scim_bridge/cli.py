@@ -20,6 +20,7 @@ from sqlalchemy.exc import DatabaseError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from . import __version__
+from .auth import SCOPES
 from .db import DatabaseUnusable, make_engine, make_sessionmaker, write_transaction
 from .errors import BridgeError
 from .migrate import SchemaNotCurrent
@@ -229,7 +230,7 @@ _TENANT_OPTION = click.option("--tenant", "tenant_name", default=None,
 
 @token.command("create")
 @click.option("--name", required=True)
-@click.option("--scope", required=True, type=click.Choice(["scim", "sessions", "admin"]))
+@click.option("--scope", required=True, type=click.Choice(SCOPES))
 @_TENANT_OPTION
 def token_create(name: str, scope: str, tenant_name: str | None) -> None:
     """Print only the new token on stdout."""
