@@ -4,7 +4,7 @@
 SQLite, whose writers are serialised so that id order is already commit order. Rows older than
 the column get 0 too: they committed before any row that gets a real transaction id.
 
-Revision ID: 0004_event_feed
+Revision ID: 0003_event_feed
 Revises: 0002
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004_event_feed"
+revision = "0003_event_feed"
 down_revision = "0002"
 branch_labels = None
 depends_on = None
