@@ -86,18 +86,25 @@ def _scripts() -> ScriptDirectory:
     return ScriptDirectory.from_config(alembic_config(""))
 
 
+def known_revisions() -> set[str]:
+    """Every revision this version can upgrade from."""
+    return {revision.revision for revision in _scripts().walk_revisions()}
+
+
+def head_revisions() -> set[str]:
+    return set(_scripts().get_heads())
+
+
 def schema_problem(connection: Connection) -> str | None:
     """Why the schema on ``connection`` is not at this version's newest revision (what to
     run, in one sentence), or ``None`` when it is; reads only Alembic's version table."""
     current = set(MigrationContext.configure(connection).get_current_heads())
-    scripts = _scripts()
-    heads = set(scripts.get_heads())
+    heads = head_revisions()
     if current == heads:
         return None
     if not current:
         return "the database has no scim-bridge schema yet; run 'scim-bridge db upgrade'"
-    known = {revision.revision for revision in scripts.walk_revisions()}
-    if not current <= known:
+    if not current <= known_revisions():
         return (f"the database is at revision {', '.join(sorted(current))}, "
                 "which this scim-bridge does not know; upgrade scim-bridge")
     return (f"the database schema is at revision {', '.join(sorted(current))}, "
