@@ -21,8 +21,9 @@ class _Server(BaseApplication):  # type: ignore[misc]
 
     def load(self) -> Any:
         from .app import create_app
+        from .proxy import TrustedProxy
 
-        return create_app(self._settings)
+        return TrustedProxy(create_app(self._settings), self._settings.forwarded_allow_ips)
 
 
 def run(settings: Settings, *, host: str, port: int, workers: int, threads: int) -> None:
@@ -37,6 +38,8 @@ def run(settings: Settings, *, host: str, port: int, workers: int, threads: int)
             "worker_class": ("scim_bridge.workers.ThreadWorker" if threads > 1
                              else "scim_bridge.workers.SyncWorker"),
             "accesslog": None,
+            # X-Forwarded-Proto from these proxies only (X-Forwarded-For: proxy.py)
+            "forwarded_allow_ips": settings.forwarded_allow_ips,
             "timeout": 60,
             "keepalive": 75,
         },

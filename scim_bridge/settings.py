@@ -17,6 +17,8 @@ from urllib.parse import urlsplit
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from .proxy import parse_allowed
+
 __all__ = [
     "DEFAULT_DATABASE_URL", "ENV_PREFIX", "Settings", "SettingsError", "env_fields", "env_name",
 ]
@@ -70,6 +72,9 @@ class Settings:
     #: PEM file with an EC P-256 private key; by default a key is generated and kept in the DB.
     signing_key_file: str | None = None
     sqlite_busy_timeout_ms: int = 30_000
+    #: Reverse proxies (addresses or networks, comma-separated, or ``*``) whose
+    #: X-Forwarded-For and X-Forwarded-Proto are believed; gunicorn's default.
+    forwarded_allow_ips: str = "127.0.0.1,::1"
     #: "Now" (aware UTC) for session expiry and token times; tests pass a clock they move.
     clock: Callable[[], dt.datetime] = utc_now
 
@@ -89,6 +94,7 @@ class Settings:
             raise SettingsError(f"{env_name('revoke_on_group_add')} must be true or false")
         _check_database_url(self.database_url)
         _check_public_url(self.public_url)
+        _check_forwarded_allow_ips(self.forwarded_allow_ips)
         if self.signing_key_file is not None and not (
             isinstance(self.signing_key_file, str) and self.signing_key_file.strip()
         ):
@@ -180,3 +186,14 @@ def _check_public_url(url: str | None) -> None:
     if not valid:
         raise SettingsError(f"{name}={url!r} is not a base URL; set the externally visible "
                             "http(s)://host[:port][/path], without query or fragment")
+
+
+def _check_forwarded_allow_ips(allowed: str) -> None:
+    try:
+        networks = parse_allowed(allowed) if isinstance(allowed, str) else []
+    except ValueError:
+        networks = []
+    if networks == []:
+        raise SettingsError(f"{env_name('forwarded_allow_ips')}={allowed!r} is not a list of "
+                            "proxy addresses; set comma-separated addresses or networks "
+                            "(127.0.0.1,10.0.0.0/8), or * to trust every peer")
