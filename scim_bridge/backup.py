@@ -36,16 +36,20 @@ def backup(database_url: str, target: Path, *, force: bool = False) -> Path:
         raise BackupError(f"there is no database at {source} to back up")
     _check_new_file(target, force=force)
     with _opened(source) as original:
-        fd, partial = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-        os.close(fd)
+        partial: Path | None = None
         try:
-            with _connect(Path(partial)) as copy:
+            fd, name = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+            os.close(fd)
+            partial = Path(name)
+            with _connect(partial, shown=target) as copy:
                 original.backup(copy)
                 _check_integrity(copy, target)
             os.replace(partial, target)
-        except BaseException:
-            Path(partial).unlink(missing_ok=True)
-            raise
+        except OSError as exc:
+            raise BackupError(f"writing {target} failed ({exc.strerror or exc})") from None
+        finally:
+            if partial is not None:
+                _remove_with_journals(partial)
     return source
 
 
@@ -58,8 +62,7 @@ def restore(database_url: str, source: Path, *, force: bool = False) -> str:
     if target.exists() and target.stat().st_size and not force:
         raise BackupError(f"{target} already holds a database; stop 'scim-bridge serve' and "
                           "pass --force to replace it with the backup")
-    if not target.parent.is_dir():
-        raise BackupError(f"the directory {target.parent} does not exist; create it first")
+    _check_directory(target.parent)
     with _opened(source) as backed_up:
         revision = _revision(backed_up, source)
         _check_integrity(backed_up, source)
@@ -86,10 +89,20 @@ def _check_new_file(target: Path, *, force: bool) -> None:
         raise BackupError(f"{target} is a directory; name the backup file to write")
     if target.exists() and not force:
         raise BackupError(f"{target} already exists; pass --force to replace it")
-    if not target.parent.is_dir():
-        raise BackupError(f"the directory {target.parent} does not exist; create it first")
-    if not os.access(target.parent, os.W_OK):
-        raise BackupError(f"the directory {target.parent} is not writable")
+    _check_directory(target.parent)
+
+
+def _check_directory(directory: Path) -> None:
+    if not directory.is_dir():
+        raise BackupError(f"the directory {directory} does not exist; create it first")
+    if not os.access(directory, os.W_OK):  # a read-only mount too, even for root
+        raise BackupError(f"the directory {directory} is not writable")
+
+
+def _remove_with_journals(path: Path) -> None:
+    """A partial copy and whatever journal SQLite left beside it."""
+    for suffix in ("", "-journal", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
 @contextmanager
@@ -111,16 +124,17 @@ def _opened(path: Path) -> Iterator[sqlite3.Connection]:
 
 
 @contextmanager
-def _connect(path: Path) -> Iterator[sqlite3.Connection]:
-    """A writable connection to ``path``, created if missing."""
+def _connect(path: Path, *, shown: Path | None = None) -> Iterator[sqlite3.Connection]:
+    """A writable connection to ``path``, created if missing; errors name ``shown``."""
+    shown = shown or path
     try:
         connection = sqlite3.connect(path, timeout=_BUSY_TIMEOUT_S)
     except sqlite3.Error as exc:
-        raise BackupError(f"cannot write {path} ({exc})") from None
+        raise BackupError(f"cannot write {shown} ({exc})") from None
     try:
         yield connection
-    except sqlite3.Error as exc:
-        raise BackupError(f"copying into {path} failed ({exc})") from None
+    except sqlite3.Error as exc:  # e.g. "database or disk is full"; SQLite rolled it back
+        raise BackupError(f"writing {shown} failed ({exc})") from None
     finally:
         connection.close()
 

@@ -17,6 +17,7 @@ from scim_bridge import create_app, migrate
 from scim_bridge.settings import Settings
 
 from .conftest import PUBLIC_URL, http_client, make_token
+from .disks import small_disk  # noqa: F401  (fixture)
 from .scimdata import user_body
 from .test_operator_errors import assert_one_line_exit_2, invoke
 
@@ -38,6 +39,7 @@ def _user_names(database_url: str) -> set[str]:
         assert response.status_code == 200, response.text
         return {user["userName"] for user in response.json()["Resources"]}
     finally:
+        app.extensions["scim_bridge"].request_log.flush()
         app.extensions["scim_bridge"].engine.dispose()
 
 
@@ -167,6 +169,35 @@ def test_a_bad_path_is_one_line_exit_2_and_creates_nothing(case, database_url, t
     result = invoke(["db", *arguments], DATABASE_URL=f"sqlite:///{database}")
     assert_one_line_exit_2(result, *words)
     assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+@pytest.mark.parametrize("fault", ["full", "read-only"])
+def test_a_backup_onto_a_disk_that_takes_no_writes_is_one_line_and_leaves_nothing(
+    database_url, small_disk, fault  # noqa: F811
+):
+    small_disk.fill() if fault == "full" else small_disk.read_only()
+    before = sorted(p.name for p in small_disk.path.iterdir())
+    result = invoke(["db", "backup", str(small_disk.path / "backup.db")],
+                    DATABASE_URL=database_url)
+    assert_one_line_exit_2(result, str(small_disk.path), "full" if fault == "full" else
+                           "not writable")
+    assert sorted(p.name for p in small_disk.path.iterdir()) == before
+
+
+def test_a_restore_onto_a_full_disk_is_one_line_and_keeps_the_database(
+    scim, database_url, small_disk, tmp_path  # noqa: F811
+):
+    assert scim.post("/Users", json=user_body("backed-up@example.com")).status_code == 201
+    backup = tmp_path / "backup.db"
+    assert invoke(["db", "backup", str(backup)], DATABASE_URL=database_url).exit_code == 0
+    target = f"sqlite:///{small_disk.path / 'bridge.db'}"
+    migrate.upgrade(target)
+    small_disk.fill()
+    result = invoke(["db", "restore", "--force", str(backup)], DATABASE_URL=target)
+    assert_one_line_exit_2(result, "bridge.db", "full")
+    (small_disk.path / "filler").unlink()
+    assert _integrity(small_disk.path / "bridge.db") == "ok"
+    assert _user_names(target) == set()  # SQLite rolled the copy back: nothing half restored
 
 
 @pytest.mark.parametrize(("action", "tool"), [("backup", "pg_dump"), ("restore", "pg_restore")])

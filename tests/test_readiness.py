@@ -16,6 +16,7 @@ from scim_bridge import create_app, migrate
 from scim_bridge.settings import Settings
 
 from .conftest import PG_URL, http_client
+from .disks import small_disk  # noqa: F401  (fixture)
 from .live import fresh_database
 from .test_errors import closed_port, unreachable_app  # noqa: F401  (shared fixtures)
 
@@ -39,8 +40,32 @@ def _not_ready(response, *failing: str) -> dict:
 def test_a_migrated_database_is_ready(anonymous):
     response = anonymous.get("/readyz")
     assert response.status_code == 200, response.text
-    assert response.json() == {"status": "ready",
-                               "checks": {"database": "ok", "migrations": "ok"}}
+    checks = {"database": "ok", "migrations": "ok"} | ({} if PG_URL else {"disk": "ok"})
+    assert response.json() == {"status": "ready", "checks": checks}
+
+
+@pytest.mark.parametrize(("fault", "failing"), [
+    ("full", ["disk"]),
+    ("read-only", ["database", "disk", "migrations"]),  # WAL cannot even open for reading
+])
+def test_a_sqlite_disk_that_takes_no_writes_is_not_ready(
+    settings, small_disk, fault, failing  # noqa: F811
+):
+    url = f"sqlite:///{small_disk.path / 'bridge.db'}"
+    migrate.upgrade(url)
+    app = create_app(settings.with_(database_url=url))
+    try:
+        with http_client(app, None) as client:
+            assert client.get("/readyz").status_code == 200
+            if fault == "full":
+                small_disk.fill()
+            else:
+                app.extensions["scim_bridge"].engine.dispose()  # let go of the open files
+                small_disk.read_only()
+            body = _not_ready(client.get("/readyz"), *failing)
+    finally:
+        app.extensions["scim_bridge"].engine.dispose()
+    assert fault in body["checks"]["disk"]
 
 
 @pytest.fixture

@@ -1,10 +1,13 @@
 """Whether the service can do its work: liveness (the database answers) and readiness (the
-database answers at this version's schema, and Redis answers when it is configured)."""
+database answers at this version's schema, a SQLite file's disk takes writes, and Redis answers
+when it is configured)."""
 
 from __future__ import annotations
 
 import importlib
 import logging
+import os
+from pathlib import Path
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -37,9 +40,24 @@ def readiness(db: Session, redis_url: str | None) -> dict[str, str]:
     else:
         checks["database"] = OK
         checks["migrations"] = schema_problem(db.connection()) or OK
+    database = db.get_bind().engine.url
+    if database.get_backend_name() == "sqlite" and database.database:
+        path = Path(database.database).resolve()
+        if path.parent.is_dir():  # a missing directory is the database check's failure
+            checks["disk"] = _sqlite_disk(path)
     if redis_url:
         checks["redis"] = _redis_answers(redis_url)
     return checks
+
+
+def _sqlite_disk(path: Path) -> str:
+    """A read-only or full disk answers reads but fails every write: not ready for an IdP."""
+    writable = os.access(path.parent, os.W_OK) and (not path.exists() or os.access(path, os.W_OK))
+    if not writable:  # a read-only mount fails this even for root
+        return "the SQLite database's file or directory is read-only"
+    if os.statvfs(path.parent).f_bavail == 0:
+        return "the disk of the SQLite database is full"
+    return OK
 
 
 def _redis_answers(url: str) -> str:
