@@ -20,11 +20,12 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 def parse_allowed(allowed: str) -> list[Network] | None:
     """The networks of a comma-separated list of addresses or networks; ``None`` for ``*``
-    (every peer is a trusted proxy). Raises ``ValueError`` on anything else."""
+    (every peer is a trusted proxy). Raises ``ValueError`` on anything else, as gunicorn does
+    (strictly: ``10.0.0.5/8`` has host bits set and is a mistake for ``10.0.0.0/8``)."""
     items = [item.strip() for item in allowed.split(",") if item.strip()]
     if "*" in items:
         return None
-    return [ipaddress.ip_network(item, strict=False) for item in items]
+    return [ipaddress.ip_network(item) for item in items]
 
 
 class TrustedProxy:
