@@ -1,4 +1,4 @@
-"""The ``scim-bridge`` command: serve, db, tenant, token, keys.
+"""The ``scim-bridge`` command: serve, db (upgrade, backup, restore), tenant, token, keys.
 
 Exit status: 0 on success; 1 when the request itself is refused (a name already taken, no
 such token or tenant); 2 when the configuration or the environment is wrong (a setting, the
@@ -15,6 +15,7 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -228,6 +229,42 @@ def db_upgrade() -> None:
 
     migrate.upgrade(_settings().database_url)
     click.echo("database is up to date")
+
+
+@db_group.command("backup")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--force", is_flag=True, help="Replace PATH if it exists.")
+def db_backup(path: Path, force: bool) -> None:
+    """Copy the SQLite database to PATH, consistent while serve keeps writing.
+
+    For PostgreSQL use pg_dump.
+    """
+    from .backup import BackupError, backup
+
+    try:
+        source = backup(_settings().database_url, path.resolve(), force=force)
+    except BackupError as exc:
+        raise OperatorError(_one_line(str(exc))) from None
+    click.echo(f"backed up {source} to {path.resolve()}")
+
+
+@db_group.command("restore")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--force", is_flag=True, help="Replace the database if it holds one.")
+def db_restore(path: Path, force: bool) -> None:
+    """Copy the SQLite backup PATH into the database; stop serve first.
+
+    Then run 'scim-bridge db upgrade'. For PostgreSQL use pg_restore.
+    """
+    from .backup import BackupError, is_current, restore
+
+    try:
+        revision = restore(_settings().database_url, path.resolve(), force=force)
+    except BackupError as exc:
+        raise OperatorError(_one_line(str(exc))) from None
+    click.echo(f"restored {path.resolve()} (schema revision {revision})")
+    if not is_current(revision):
+        click.echo("run 'scim-bridge db upgrade' before starting serve")
 
 
 @main.group()

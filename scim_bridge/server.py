@@ -35,8 +35,9 @@ class _Server(BaseApplication):  # type: ignore[misc]
 
     def load(self) -> Any:
         from .app import create_app
+        from .proxy import TrustedProxy
 
-        return create_app(self._settings)
+        return TrustedProxy(create_app(self._settings), self._settings.forwarded_allow_ips)
 
 
 def run(settings: Settings, *, host: str, port: int, workers: int, threads: int,
@@ -53,6 +54,8 @@ def run(settings: Settings, *, host: str, port: int, workers: int, threads: int,
                              else "scim_bridge.workers.SyncWorker"),
             "accesslog": None,  # observability.py logs each request once, with its route
             "logconfig_dict": logs.logging_config(log_format or settings.log_format),
+            # X-Forwarded-Proto from these proxies only (X-Forwarded-For: proxy.py)
+            "forwarded_allow_ips": settings.forwarded_allow_ips,
             "timeout": 60,
             "keepalive": 75,
             "child_exit": _child_exit,

@@ -18,6 +18,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from .logs import LOG_FORMATS
+from .proxy import parse_allowed
 
 __all__ = [
     "DEFAULT_DATABASE_URL", "ENV_PREFIX", "Settings", "SettingsError", "env_fields", "env_name",
@@ -75,6 +76,9 @@ class Settings:
     #: ``json`` (one object per line, for a log shipper) or ``text`` (for a terminal); a fixed
     #: default, not a guess from the terminal, so what is shipped never changes with ``-t``.
     log_format: str = "json"
+    #: Reverse proxies (addresses or networks, comma-separated, or ``*``) whose
+    #: X-Forwarded-For and X-Forwarded-Proto are believed; gunicorn's default.
+    forwarded_allow_ips: str = "127.0.0.1,::1"
     #: "Now" (aware UTC) for session expiry and token times; tests pass a clock they move.
     clock: Callable[[], dt.datetime] = utc_now
 
@@ -97,6 +101,7 @@ class Settings:
                                 f"format; set {' or '.join(LOG_FORMATS)}")
         _check_database_url(self.database_url)
         _check_public_url(self.public_url)
+        _check_forwarded_allow_ips(self.forwarded_allow_ips)
         if self.signing_key_file is not None and not (
             isinstance(self.signing_key_file, str) and self.signing_key_file.strip()
         ):
@@ -188,3 +193,14 @@ def _check_public_url(url: str | None) -> None:
     if not valid:
         raise SettingsError(f"{name}={url!r} is not a base URL; set the externally visible "
                             "http(s)://host[:port][/path], without query or fragment")
+
+
+def _check_forwarded_allow_ips(allowed: str) -> None:
+    try:
+        networks = parse_allowed(allowed) if isinstance(allowed, str) else []
+    except ValueError:
+        networks = []
+    if networks == []:
+        raise SettingsError(f"{env_name('forwarded_allow_ips')}={allowed!r} is not a list of "
+                            "proxy addresses; set comma-separated addresses or networks "
+                            "(127.0.0.1,10.0.0.0/8), or * to trust every peer")

@@ -76,6 +76,9 @@ BAD_SETTINGS = [
     ("MAX_SESSION_TTL", "-5"),
     ("MAX_SESSION_TTL", "1e6"),
     ("REVOKE_ON_GROUP_ADD", "maybe"),
+    ("FORWARDED_ALLOW_IPS", "proxy.example"),
+    ("FORWARDED_ALLOW_IPS", ","),
+    ("FORWARDED_ALLOW_IPS", "10.0.0.5/8"),
     ("BULK_MAX_OPERATIONS", "0"),
     ("BULK_MAX_OPERATIONS", "99999999999999999999"),
     ("MAX_PAYLOAD_BYTES", "1MB"),
@@ -115,7 +118,8 @@ def test_every_setting_can_be_set_from_the_environment(field):
     value = {"database_url": "sqlite:////tmp/x.db", "public_url": "https://bridge.example",
              "revoke_on_group_add": "true", "signing_key_file": "/etc/bridge/key.pem",
              "default_session_ttl": "60", "max_session_ttl": "86400",
-             "log_format": "text"}.get(field, "2048")
+             "log_format": "text",
+             "forwarded_allow_ips": "10.0.0.0/8,::1"}.get(field, "2048")
     settings = Settings.from_env({env_name(field): value})
     assert str(getattr(settings, field)).lower() == value
 
