@@ -86,6 +86,14 @@ BAD_SETTINGS = [
     ("REQUEST_LOG_RETENTION", "1_000"),
     ("SQLITE_BUSY_TIMEOUT_MS", "-1"),
     ("SQLITE_BUSY_TIMEOUT_MS", "30s"),
+    ("EMBEDDED_WORKER", "sometimes"),
+    ("DELIVERY_GIVE_UP", "3 days"),
+    ("DELIVERY_LEASE", "61"),  # a claim's lease is at most a minute
+    ("DELIVERY_TIMEOUT", "60"),  # must be shorter than the lease
+    ("DELIVERY_BACKOFF_BASE_MS", "0"),
+    ("DELIVERY_BACKOFF_CAP", "-1"),
+    ("DELIVERY_POLL_MS", "1"),
+    ("DELIVERY_CONCURRENCY", "0"),
 ]
 
 
@@ -113,7 +121,9 @@ def test_a_database_password_is_never_shown(tmp_path):
 def test_every_setting_can_be_set_from_the_environment(field):
     value = {"database_url": "sqlite:////tmp/x.db", "public_url": "https://bridge.example",
              "revoke_on_group_add": "true", "signing_key_file": "/etc/bridge/key.pem",
-             "default_session_ttl": "60", "max_session_ttl": "86400"}.get(field, "2048")
+             "default_session_ttl": "60", "max_session_ttl": "86400",
+             "embedded_worker": "false", "delivery_lease": "30", "delivery_timeout": "5",
+             "delivery_concurrency": "16"}.get(field, "2048")
     settings = Settings.from_env({env_name(field): value})
     assert str(getattr(settings, field)).lower() == value
 

@@ -1,0 +1,194 @@
+"""The outbox's SQL: claim due deliveries under a lease, finish them, replay dead letters.
+
+A claim is one short transaction. PostgreSQL selects the due rows ``FOR UPDATE SKIP LOCKED``
+(two workers never claim one row) and leases them; SQLite, whose writers are serialized by
+``BEGIN IMMEDIATE``, leases them with one ``UPDATE ... WHERE id IN (SELECT ...) RETURNING``.
+A row is due when it is pending or retrying, its time has come, nobody holds a live lease on
+it, its receiver is enabled, and no earlier row of the same receiver and subject is still
+pending or retrying (order per subject; other subjects and receivers go on). Sending happens
+outside any transaction; the finish is conditional on still holding the lease, so a worker
+whose lease ran out never overwrites the row's newer state.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import threading
+from dataclasses import dataclass
+from typing import Any, cast
+
+from sqlalchemy import Table, and_, exists, insert, select, update
+from sqlalchemy.orm import Session, aliased, sessionmaker
+
+from ..db import begin_write
+from ..models import Delivery, DeliveryAttempt, Event, Receiver
+from .record import DELIVERIES_ADDED
+
+PENDING, RETRYING, DELIVERED, DEAD = "pending", "retrying", "delivered", "dead"
+OPEN = (PENDING, RETRYING)
+_DELIVERIES = cast(Table, Delivery.__table__)
+_ATTEMPTS = cast(Table, DeliveryAttempt.__table__)
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A leased delivery with what its sender needs: the event and the receiver."""
+
+    id: int
+    topic: str
+    subject: str
+    attempts: int
+    deadline_from: dt.datetime
+    event: Event
+    receiver: Receiver
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a sender reports: ``delivered``, ``retry`` (optionally ``after`` seconds the
+    receiver asked for) or ``dead`` (the receiver says the configuration is wrong)."""
+
+    result: str
+    status: int | None = None
+    error: str | None = None
+    after: float | None = None
+    latency_ms: float = 0.0
+
+
+def ring_on_commit(sessions: sessionmaker[Session], doorbell: threading.Event) -> None:
+    """Wake the local worker when a transaction that added deliveries commits."""
+    from sqlalchemy import event
+
+    @event.listens_for(sessions, "after_commit")
+    def _rang(session: Session) -> None:
+        if session.info.pop(DELIVERIES_ADDED, False):
+            doorbell.set()
+
+    @event.listens_for(sessions, "after_rollback")
+    def _forgotten(session: Session) -> None:
+        session.info.pop(DELIVERIES_ADDED, None)
+
+
+def _due(now: dt.datetime) -> Any:
+    earlier = aliased(Delivery)
+    return and_(
+        Delivery.state.in_(OPEN),
+        Delivery.next_attempt_at <= now,
+        (Delivery.lease_until.is_(None)) | (Delivery.lease_until < now),
+        Delivery.receiver_id.in_(select(Receiver.id).where(Receiver.state == "enabled")),
+        ~exists().where(
+            earlier.receiver_id == Delivery.receiver_id,
+            earlier.subject == Delivery.subject,
+            earlier.id < Delivery.id,
+            earlier.state.in_(OPEN),
+        ),
+    )
+
+
+def claim(db: Session, owner: str, now: dt.datetime, lease_seconds: int, limit: int
+          ) -> list[Claimed]:
+    """Lease up to ``limit`` due deliveries to ``owner`` and commit; returns them, oldest due
+    first, each with its event and receiver loaded."""
+    begin_write(db)
+    due = (select(Delivery.id).where(_due(now))
+           .order_by(Delivery.next_attempt_at, Delivery.id).limit(limit))
+    lease = {"lease_owner": owner, "lease_until": now + dt.timedelta(seconds=lease_seconds)}
+    if db.get_bind().dialect.name == "postgresql":
+        ids = list(db.scalars(due.with_for_update(skip_locked=True, of=Delivery)))
+        chosen = _DELIVERIES.c.id.in_(ids)
+    else:
+        ids = None
+        chosen = _DELIVERIES.c.id.in_(due.correlate(None).scalar_subquery())
+    rows = [] if ids == [] else list(db.execute(
+        update(_DELIVERIES).where(chosen).values(**lease).returning(
+            _DELIVERIES.c.id, _DELIVERIES.c.event_id, _DELIVERIES.c.receiver_id,
+            _DELIVERIES.c.topic, _DELIVERIES.c.subject, _DELIVERIES.c.attempts,
+            _DELIVERIES.c.created_at, _DELIVERIES.c.replayed_at, _DELIVERIES.c.next_attempt_at,
+        )
+    ))
+    if not rows:
+        db.commit()
+        return []
+    events = {e.id: e for e in db.scalars(select(Event).where(
+        Event.id.in_({row.event_id for row in rows})))}
+    receivers = {r.id: r for r in db.scalars(select(Receiver).where(
+        Receiver.id.in_({row.receiver_id for row in rows})))}
+    db.commit()
+    rows.sort(key=lambda row: (row.next_attempt_at, row.id))
+    return [
+        Claimed(id=row.id, topic=row.topic, subject=row.subject, attempts=row.attempts,
+                deadline_from=row.replayed_at or row.created_at, event=events[row.event_id],
+                receiver=receivers[row.receiver_id])
+        for row in rows
+    ]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with full jitter, capped; give up after ``give_up`` seconds."""
+
+    base: float
+    cap: float
+    give_up: float
+
+    def delay(self, attempts: int, asked: float | None) -> float:
+        """Seconds before the next try after ``attempts`` failed ones; the receiver's
+        ``Retry-After`` when it gave one (within the cap)."""
+        if asked is not None:
+            return min(self.cap, max(0.0, asked))
+        return random.uniform(0, min(self.cap, self.base * 2 ** min(attempts, 62)))
+
+
+def finish(db: Session, claimed: Claimed, owner: str, outcome: Outcome, now: dt.datetime,
+           policy: RetryPolicy) -> bool:
+    """Record the attempt and move the row on, if ``owner`` still holds it; commits.
+    Returns whether the row was still ours."""
+    begin_write(db)
+    attempts = claimed.attempts + 1
+    values: dict[str, Any] = {"attempts": attempts, "lease_owner": None, "lease_until": None,
+                              "last_error": outcome.error}
+    if outcome.result == "delivered":
+        values.update(state=DELIVERED, delivered_at=now, last_error=None)
+    elif outcome.result == "dead":
+        values.update(state=DEAD)
+    else:
+        wait = policy.delay(attempts - 1, outcome.after)
+        retry_at = now + dt.timedelta(seconds=wait)
+        if retry_at - claimed.deadline_from > dt.timedelta(seconds=policy.give_up):
+            values.update(state=DEAD,
+                          last_error=f"gave up after {attempts} attempts: {outcome.error}")
+        else:
+            values.update(state=RETRYING, next_attempt_at=retry_at)
+    db.execute(insert(_ATTEMPTS).values(
+        delivery_id=claimed.id, at=now, status=outcome.status, error=outcome.error,
+        latency_ms=outcome.latency_ms,
+    ))
+    ours = db.connection().execute(
+        update(_DELIVERIES)
+        .where(_DELIVERIES.c.id == claimed.id, _DELIVERIES.c.lease_owner == owner)
+        .values(**values)
+    ).rowcount
+    db.commit()
+    return bool(ours)
+
+
+def replay(db: Session, tenant_id: int, now: dt.datetime, event_id: int | None = None) -> int:
+    """Send the tenant's dead deliveries (of one event, or all) again, under their same ids;
+    returns how many. Flushes only: the caller commits."""
+    conditions = [
+        _DELIVERIES.c.state == DEAD,
+        _DELIVERIES.c.receiver_id.in_(
+            select(Receiver.id).where(Receiver.tenant_id == tenant_id)),
+    ]
+    if event_id is not None:
+        conditions.append(_DELIVERIES.c.event_id == event_id)
+    changed = db.connection().execute(
+        update(_DELIVERIES).where(*conditions).values(
+            state=PENDING, next_attempt_at=now, replayed_at=now, lease_owner=None,
+            lease_until=None,
+        )
+    ).rowcount
+    if changed:
+        db.info[DELIVERIES_ADDED] = True
+    return int(changed)
