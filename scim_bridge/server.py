@@ -1,4 +1,6 @@
-"""Production serving with gunicorn: each worker builds its own app (and engine) after fork."""
+"""Production serving with gunicorn: each worker builds its own app (and engine) after fork,
+and, unless turned off, starts its own delivery worker thread there (threads do not survive a
+fork, and each process's commits ring its own worker's doorbell)."""
 
 from __future__ import annotations
 
@@ -10,9 +12,10 @@ from .settings import Settings
 
 
 class _Server(BaseApplication):  # type: ignore[misc]
-    def __init__(self, settings: Settings, options: dict[str, Any]) -> None:
+    def __init__(self, settings: Settings, options: dict[str, Any], *, deliver: bool) -> None:
         self._settings = settings
         self._options = options
+        self._deliver = deliver
         super().__init__()
 
     def load_config(self) -> None:
@@ -22,10 +25,14 @@ class _Server(BaseApplication):  # type: ignore[misc]
     def load(self) -> Any:
         from .app import create_app
 
-        return create_app(self._settings)
+        app = create_app(self._settings)
+        if self._deliver:  # load() runs in the worker process, after the fork
+            app.extensions["scim_bridge"].delivery_worker().start()
+        return app
 
 
-def run(settings: Settings, *, host: str, port: int, workers: int, threads: int) -> None:
+def run(settings: Settings, *, host: str, port: int, workers: int, threads: int,
+        deliver: bool = True) -> None:
     _Server(
         settings,
         {
@@ -40,4 +47,5 @@ def run(settings: Settings, *, host: str, port: int, workers: int, threads: int)
             "timeout": 60,
             "keepalive": 75,
         },
+        deliver=deliver,
     ).run()

@@ -37,6 +37,8 @@ class Answer:
 class Receiver:
     def __init__(self) -> None:
         self.requests: list[Received] = []
+        #: Requests that arrived, answered or not yet (a hanging answer counts at once).
+        self.arrived = 0
         self.script: list[Answer] = []
         self.default = Answer()
         self._changed = threading.Condition()
@@ -46,6 +48,7 @@ class Receiver:
             def do_POST(self) -> None:  # noqa: N802 (http.server's name)
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 with receiver._changed:
+                    receiver.arrived += 1
                     answer = receiver.script.pop(0) if receiver.script else receiver.default
                 if answer.delay:
                     time.sleep(answer.delay)
@@ -96,3 +99,15 @@ def receiving() -> Iterator[Receiver]:
     finally:
         receiver.server.shutdown()
         receiver.server.server_close()
+
+
+def register(admin: Any, url: str, events: list[str] | None = None) -> dict[str, Any]:
+    """Register a webhook through the admin API; returns the answer (with the secret)."""
+    body: dict[str, Any] = {"url": url} if events is None else {"url": url, "events": events}
+    response = admin.post("/webhooks", json=body)
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+def ids(requests: list[Received]) -> list[str]:
+    return [r.headers["webhook-id"] for r in requests]

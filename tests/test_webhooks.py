@@ -11,7 +11,7 @@ import pytest
 from scim_bridge import create_app
 
 from .conftest import admin_client
-from .receivers import Receiver, receiving
+from .receivers import Receiver, receiving, register
 from .scimdata import create_group, create_user, patch
 from .sessionkit import start_session
 
@@ -32,13 +32,6 @@ def worker(app):
     running.start()
     yield running
     running.stop()
-
-
-def register(admin, url: str, events: list[str] | None = None) -> dict:
-    body = {"url": url} if events is None else {"url": url, "events": events}
-    response = admin.post("/webhooks", json=body)
-    assert response.status_code == 201, response.text
-    return response.json()
 
 
 def test_registering_shows_the_secret_once(admin):
