@@ -280,3 +280,43 @@ def test_events_replay_from_the_cli(server):
         _, again = receiver.wait_for(2, 5)
         assert again.headers["webhook-id"] == gone.headers["webhook-id"]
         assert httpx.get(f"{server.base_url}/healthz").status_code == 200
+
+
+def test_a_commit_wakes_the_worker_without_waiting_for_its_poll(app, settings, scim, admin,
+                                                                receiver):
+    from scim_bridge.events.worker import DeliveryWorker
+
+    bridge = app.extensions["scim_bridge"]
+    sleepy = DeliveryWorker(bridge.sessions, settings.with_(delivery_poll_ms=60_000),
+                            bridge.doorbell)
+    register(admin, receiver.url, ["user.deleted"])
+    sleepy.start()
+    try:
+        time.sleep(0.2)  # it has polled once and sleeps for a minute now
+        for number in range(2):
+            user = create_user(scim, f"user{number}@example.com")
+            assert scim.delete(f"/Users/{user['id']}").status_code == 204
+            answered = time.monotonic()
+            [*_, last] = receiver.wait_for(number + 1, 5)
+            assert last.at - answered < 0.5
+    finally:
+        sleepy.stop()
+
+
+def test_a_delivery_failing_past_the_give_up_period_is_dead(app, settings, scim, admin,
+                                                             receiver):
+    from scim_bridge.events.worker import DeliveryWorker
+
+    bridge = app.extensions["scim_bridge"]
+    impatient = DeliveryWorker(bridge.sessions, settings.with_(delivery_give_up=1),
+                               bridge.doorbell)
+    receiver.default = Answer(500)
+    register(admin, receiver.url, ["user.deleted"])
+    scim.delete(f"/Users/{create_user(scim, 'alice@example.com')['id']}")
+    impatient.start()
+    try:
+        [dead] = wait_until(lambda: [d for d in deliveries_of(admin) if d["state"] == "dead"])
+    finally:
+        impatient.stop()
+    assert dead["attempts"] >= 2
+    assert dead["last_error"].startswith(f"gave up after {dead['attempts']} attempts: HTTP 500")

@@ -86,6 +86,15 @@ def _due(now: dt.datetime) -> Any:
     )
 
 
+def anything_due(db: Session, now: dt.datetime) -> bool:
+    """Whether a claim would find work: a read, so an idle worker's poll never takes SQLite's
+    write lock from the requests."""
+    found = db.scalar(select(Delivery.id).where(
+        Delivery.state.in_(OPEN), Delivery.next_attempt_at <= now).limit(1))
+    db.rollback()
+    return found is not None
+
+
 def claim(db: Session, owner: str, now: dt.datetime, lease_seconds: int, limit: int
           ) -> list[Claimed]:
     """Lease up to ``limit`` due deliveries to ``owner`` and commit; returns them, oldest due

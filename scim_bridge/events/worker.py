@@ -24,7 +24,7 @@ import httpx
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..settings import Settings
-from .outbox import Claimed, Outcome, RetryPolicy, claim, finish
+from .outbox import Claimed, Outcome, RetryPolicy, anything_due, claim, finish
 from .senders import dead, sender_for
 
 log = logging.getLogger(__name__)
@@ -52,8 +52,12 @@ class DeliveryWorker:
         return self.settings.clock()
 
     def _claim(self, limit: int) -> list[Claimed]:
+        now = self._now()
         with self.sessions() as db:
-            return claim(db, self.owner, self._now(), self.settings.delivery_lease, limit)
+            if not anything_due(db, now):
+                return []
+        with self.sessions() as db:
+            return claim(db, self.owner, now, self.settings.delivery_lease, limit)
 
     def deliver(self, claimed: Claimed) -> Outcome:
         """Send one claimed delivery with its kind's sender and finish it."""
