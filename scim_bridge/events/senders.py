@@ -13,12 +13,14 @@ import importlib
 import time
 from collections.abc import Callable
 from email.utils import parsedate_to_datetime
-
-import httpx
+from typing import TYPE_CHECKING
 
 from .outbox import Claimed, Outcome
 
-Sender = Callable[[httpx.Client, Claimed], Outcome]
+if TYPE_CHECKING:  # httpx loads with the worker, not with every command
+    import httpx
+
+Sender = Callable[["httpx.Client", Claimed], Outcome]
 
 _SENDERS: dict[str, Sender] = {}
 #: Modules that register a sender when imported; a new kind adds its module here.
@@ -58,6 +60,8 @@ def post(client: httpx.Client, url: str, *, content: bytes, headers: dict[str, s
          judge: Callable[[httpx.Response], Outcome]) -> Outcome:
     """POST and judge the answer; a transport failure (refused, timeout) is a retry. The
     outcome carries the status and the latency of this attempt."""
+    import httpx
+
     started = time.perf_counter()
     try:
         response = client.post(url, content=content, headers=headers)

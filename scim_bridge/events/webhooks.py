@@ -15,14 +15,15 @@ import hmac
 import json
 import secrets
 import time
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from ..models import Event
 from ..scim.formats import iso
 from .outbox import Claimed, Outcome
 from .senders import dead, delivered, post, register, retry, retry_after, status_error
+
+if TYPE_CHECKING:
+    import httpx
 
 KIND = "webhook"
 SECRET_PREFIX = "whsec_"

@@ -19,11 +19,14 @@ import socket
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
-import httpx
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..settings import Settings
+
+if TYPE_CHECKING:
+    import httpx
 from .outbox import Claimed, Outcome, RetryPolicy, anything_due, claim, finish
 from .senders import dead, sender_for
 
@@ -38,6 +41,8 @@ class DeliveryWorker:
         self.settings = settings
         self.doorbell = doorbell or threading.Event()
         self.owner = f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        import httpx
+
         self.client = client or httpx.Client(
             timeout=httpx.Timeout(settings.delivery_timeout), follow_redirects=False
         )
