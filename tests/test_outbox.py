@@ -44,7 +44,7 @@ def worker(app):
     running = app.extensions["scim_bridge"].delivery_worker()
     running.start()
     yield running
-    running.stop()
+    running.stop(wait=15)
 
 
 def deliveries_of(admin, event_type: str | None = None) -> list[dict]:
@@ -227,7 +227,7 @@ def test_two_workers_never_send_one_row_at_once(settings, scim, admin, receiver)
         time.sleep(0.5)
     finally:
         for running in workers:
-            running.stop()
+            running.stop(wait=15)
         for a in apps:
             a.extensions["scim_bridge"].engine.dispose()
     sent = ids(receiver.requests)
@@ -300,7 +300,7 @@ def test_a_commit_wakes_the_worker_without_waiting_for_its_poll(app, settings, s
             [*_, last] = receiver.wait_for(number + 1, 5)
             assert last.at - answered < 0.5
     finally:
-        sleepy.stop()
+        sleepy.stop(wait=15)
 
 
 def test_a_delivery_failing_past_the_give_up_period_is_dead(app, settings, scim, admin,
@@ -317,6 +317,6 @@ def test_a_delivery_failing_past_the_give_up_period_is_dead(app, settings, scim,
     try:
         [dead] = wait_until(lambda: [d for d in deliveries_of(admin) if d["state"] == "dead"])
     finally:
-        impatient.stop()
+        impatient.stop(wait=15)
     assert dead["attempts"] >= 2
     assert dead["last_error"].startswith(f"gave up after {dead['attempts']} attempts: HTTP 500")

@@ -31,7 +31,7 @@ def worker(app):
     running = app.extensions["scim_bridge"].delivery_worker()
     running.start()
     yield running
-    running.stop()
+    running.stop(wait=15)
 
 
 def test_registering_shows_the_secret_once(admin):
@@ -123,7 +123,7 @@ def test_only_subscribed_types_are_sent(scim, admin, receiver, worker):
         {"op": "replace", "path": "active", "value": False})).status_code == 200
     assert scim.delete(f"/Users/{alice['id']}").status_code == 204
     receiver.wait_for(1)
-    worker.stop()
+    worker.stop(wait=15)
     assert [p["type"] for p in receiver.verified(secret)] == ["user.deleted"]
 
 

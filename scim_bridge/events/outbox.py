@@ -18,10 +18,9 @@ import threading
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, exists, insert, select, update
+from sqlalchemy import Table, and_, exists, insert, select, text, update
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
-from ..db import begin_write
 from ..models import Delivery, DeliveryAttempt, Event, Receiver
 from .record import DELIVERIES_ADDED
 
@@ -70,13 +69,17 @@ def ring_on_commit(sessions: sessionmaker[Session], doorbell: threading.Event) -
         session.info.pop(DELIVERIES_ADDED, None)
 
 
+#: Literally the partial index's condition (models.py), so both planners pick that index.
+_OPEN_ROW = text("deliveries.state IN ('pending', 'retrying')")
+
+
 def _due(now: dt.datetime) -> Any:
     earlier = aliased(Delivery)
     return and_(
-        Delivery.state.in_(OPEN),
+        _OPEN_ROW,
         Delivery.next_attempt_at <= now,
         (Delivery.lease_until.is_(None)) | (Delivery.lease_until < now),
-        Delivery.receiver_id.in_(select(Receiver.id).where(Receiver.state == "enabled")),
+        exists().where(Receiver.id == Delivery.receiver_id, Receiver.state == "enabled"),
         ~exists().where(
             earlier.receiver_id == Delivery.receiver_id,
             earlier.subject == Delivery.subject,
@@ -90,16 +93,15 @@ def anything_due(db: Session, now: dt.datetime) -> bool:
     """Whether a claim would find work: a read, so an idle worker's poll never takes SQLite's
     write lock from the requests."""
     found = db.scalar(select(Delivery.id).where(
-        Delivery.state.in_(OPEN), Delivery.next_attempt_at <= now).limit(1))
+        _OPEN_ROW, Delivery.next_attempt_at <= now).limit(1))
     db.rollback()
     return found is not None
 
 
 def claim(db: Session, owner: str, now: dt.datetime, lease_seconds: int, limit: int
           ) -> list[Claimed]:
-    """Lease up to ``limit`` due deliveries to ``owner`` and commit; returns them, oldest due
-    first, each with its event and receiver loaded."""
-    begin_write(db)
+    """Lease up to ``limit`` due deliveries to ``owner`` in ``db``'s writing transaction (the
+    caller commits at once); returns them, oldest due first, with event and receiver loaded."""
     due = (select(Delivery.id).where(_due(now))
            .order_by(Delivery.next_attempt_at, Delivery.id).limit(limit))
     lease = {"lease_owner": owner, "lease_until": now + dt.timedelta(seconds=lease_seconds)}
@@ -117,13 +119,11 @@ def claim(db: Session, owner: str, now: dt.datetime, lease_seconds: int, limit: 
         )
     ))
     if not rows:
-        db.commit()
         return []
     events = {e.id: e for e in db.scalars(select(Event).where(
         Event.id.in_({row.event_id for row in rows})))}
     receivers = {r.id: r for r in db.scalars(select(Receiver).where(
         Receiver.id.in_({row.receiver_id for row in rows})))}
-    db.commit()
     rows.sort(key=lambda row: (row.next_attempt_at, row.id))
     return [
         Claimed(id=row.id, topic=row.topic, subject=row.subject, attempts=row.attempts,
@@ -151,9 +151,8 @@ class RetryPolicy:
 
 def finish(db: Session, claimed: Claimed, owner: str, outcome: Outcome, now: dt.datetime,
            policy: RetryPolicy) -> bool:
-    """Record the attempt and move the row on, if ``owner`` still holds it; commits.
-    Returns whether the row was still ours."""
-    begin_write(db)
+    """Record the attempt and move the row on, if ``owner`` still holds it, in ``db``'s
+    writing transaction. Returns whether the row was still ours."""
     attempts = claimed.attempts + 1
     values: dict[str, Any] = {"attempts": attempts, "lease_owner": None, "lease_until": None,
                               "last_error": outcome.error}
@@ -178,7 +177,6 @@ def finish(db: Session, claimed: Claimed, owner: str, outcome: Outcome, now: dt.
         .where(_DELIVERIES.c.id == claimed.id, _DELIVERIES.c.lease_owner == owner)
         .values(**values)
     ).rowcount
-    db.commit()
     return bool(ours)
 
 

@@ -1,10 +1,11 @@
 """The delivery worker: claims due deliveries, sends each on a small thread pool, finishes it.
 
-Up to ``delivery_concurrency`` deliveries are in flight at once and each is finished as soon as
-its own answer comes, so a receiver that hangs holds one slot for at most the timeout and never
-the others. The loop sleeps on a doorbell that a local commit adding deliveries rings (and that
-a finished delivery rings, since it may unblock the next row of its subject), with a poll every
-``delivery_poll_ms`` for commits made by other instances.
+Up to ``delivery_concurrency`` deliveries are in flight at once. Sending threads only send and
+report; the loop records every reported outcome and claims as many new rows as slots are free
+in one short transaction, so a receiver that hangs holds one slot for at most the timeout and
+never the others, and a busy worker pays one commit per round, not two per delivery. The loop
+sleeps on a doorbell that a local commit adding deliveries rings (and that every finished send
+rings), with a poll every ``delivery_poll_ms`` for commits made by other instances.
 
 It runs as a daemon thread in every ``scim-bridge serve`` process, or in the foreground as
 ``scim-bridge worker``.
@@ -12,9 +13,9 @@ It runs as a daemon thread in every ``scim-bridge serve`` process, or in the for
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import os
+import queue
 import socket
 import threading
 import uuid
@@ -23,26 +24,29 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from ..db import begin_write
 from ..settings import Settings
+from .outbox import Claimed, Outcome, RetryPolicy, anything_due, claim, finish
+from .senders import dead, retry, sender_for
 
 if TYPE_CHECKING:
     import httpx
-from .outbox import Claimed, Outcome, RetryPolicy, anything_due, claim, finish
-from .senders import dead, sender_for
 
 log = logging.getLogger(__name__)
+
+Result = tuple[Claimed, Outcome]
 
 
 class DeliveryWorker:
     def __init__(self, sessions: sessionmaker[Session], settings: Settings,
                  doorbell: threading.Event | None = None,
                  client: httpx.Client | None = None) -> None:
+        import httpx
+
         self.sessions = sessions
         self.settings = settings
         self.doorbell = doorbell or threading.Event()
         self.owner = f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        import httpx
-
         self.client = client or httpx.Client(
             timeout=httpx.Timeout(settings.delivery_timeout), follow_redirects=False
         )
@@ -50,87 +54,97 @@ class DeliveryWorker:
                                   cap=settings.delivery_backoff_cap,
                                   give_up=settings.delivery_give_up)
         self.stopping = threading.Event()
-        self._free = settings.delivery_concurrency
-        self._lock = threading.Lock()
+        self._reported: queue.SimpleQueue[Result] = queue.SimpleQueue()
 
-    def _now(self) -> dt.datetime:
-        return self.settings.clock()
-
-    def _claim(self, limit: int) -> list[Claimed]:
-        now = self._now()
-        with self.sessions() as db:
-            if not anything_due(db, now):
-                return []
-        with self.sessions() as db:
-            return claim(db, self.owner, now, self.settings.delivery_lease, limit)
-
-    def deliver(self, claimed: Claimed) -> Outcome:
-        """Send one claimed delivery with its kind's sender and finish it."""
+    def send(self, claimed: Claimed) -> Outcome:
+        """Send one claimed delivery with its kind's sender (no database work)."""
         sender = sender_for(claimed.receiver.kind)
+        if sender is None:
+            return dead(f"no sender for receiver kind '{claimed.receiver.kind}'")
         try:
-            outcome = (sender(self.client, claimed) if sender is not None
-                       else dead(f"no sender for receiver kind '{claimed.receiver.kind}'"))
+            return sender(self.client, claimed)
         except Exception as error:  # a sender's bug must not strand the row under a lease
             log.exception("sender for %s failed on delivery %d", claimed.receiver.kind,
                           claimed.id)
-            outcome = Outcome("retry", error=f"internal error: {type(error).__name__}")
+            return retry(f"internal error: {type(error).__name__}")
+
+    def finish_and_claim(self, results: list[Result], limit: int) -> list[Claimed]:
+        """Record ``results`` and lease up to ``limit`` due rows, in one transaction."""
+        now = self.settings.clock()
+        if not results:
+            if limit == 0:
+                return []
+            with self.sessions() as db:
+                if not anything_due(db, now):
+                    return []
         with self.sessions() as db:
-            if not finish(db, claimed, self.owner, outcome, self._now(), self.policy):
-                log.warning("delivery %d: lease lost before it finished", claimed.id)
-        return outcome
+            begin_write(db)
+            for claimed, outcome in results:
+                if not finish(db, claimed, self.owner, outcome, now, self.policy):
+                    log.warning("delivery %d: lease lost before it finished", claimed.id)
+            leased = claim(db, self.owner, now, self.settings.delivery_lease, limit) if limit \
+                else []
+            db.commit()
+        return leased
 
     def run_once(self) -> int:
         """Claim what is due now, send it all concurrently, finish it; returns how many."""
-        claimed = self._claim(self.settings.delivery_concurrency)
+        claimed = self.finish_and_claim([], self.settings.delivery_concurrency)
         if claimed:
             with ThreadPoolExecutor(len(claimed)) as pool:
-                list(pool.map(self.deliver, claimed))
+                outcomes = list(pool.map(self.send, claimed))
+            self.finish_and_claim(list(zip(claimed, outcomes, strict=True)), 0)
         return len(claimed)
 
     def run(self) -> None:
-        """Deliver until :meth:`stop`; in-flight deliveries finish before it returns."""
+        """Deliver until :meth:`stop`; in-flight deliveries are sent and recorded first."""
         poll = self.settings.delivery_poll_ms / 1000
+        in_flight = 0
         with ThreadPoolExecutor(self.settings.delivery_concurrency,
                                 thread_name_prefix="delivery") as pool:
             while not self.stopping.is_set():
                 self.doorbell.clear()
-                free = self._reserve()
+                results = self._take_reported()
                 try:
-                    claimed = self._claim(free) if free else []
-                except Exception:  # the database is away: log, wait, try again
-                    log.exception("claiming deliveries failed")
+                    claimed = self.finish_and_claim(
+                        results, self.settings.delivery_concurrency - in_flight + len(results))
+                except Exception:  # the database is away; unrecorded rows return with lease
+                    log.exception("recording or claiming deliveries failed")
                     claimed = []
-                self._release(free - len(claimed))
+                    self.stopping.wait(poll)
+                in_flight += len(claimed) - len(results)
                 for row in claimed:
-                    pool.submit(self._deliver_and_ring, row)
-                if not claimed:
+                    pool.submit(self._send_and_report, row)
+                if not claimed and not results:
                     self.doorbell.wait(poll)
-
-    def _reserve(self) -> int:
-        """Take every free slot for one claim; what the claim does not fill goes back."""
-        with self._lock:
-            free, self._free = self._free, 0
-            return free
-
-    def _release(self, count: int) -> None:
-        with self._lock:
-            self._free += count
-
-    def _deliver_and_ring(self, claimed: Claimed) -> None:
         try:
-            self.deliver(claimed)
+            self.finish_and_claim(self._take_reported(), 0)
         except Exception:
-            log.exception("finishing delivery %d failed; its lease will expire", claimed.id)
-        finally:
-            self._release(1)
-            self.doorbell.set()
+            log.exception("recording the last deliveries failed; their leases will expire")
+
+    def _take_reported(self) -> list[Result]:
+        results = []
+        while True:
+            try:
+                results.append(self._reported.get_nowait())
+            except queue.Empty:
+                return results
+
+    def _send_and_report(self, claimed: Claimed) -> None:
+        self._reported.put((claimed, self.send(claimed)))
+        self.doorbell.set()
 
     def start(self) -> threading.Thread:
         """Run in a daemon thread (inside ``serve``); returns it."""
-        thread = threading.Thread(target=self.run, name="delivery-worker", daemon=True)
-        thread.start()
-        return thread
+        self._thread = threading.Thread(target=self.run, name="delivery-worker", daemon=True)
+        self._thread.start()
+        return self._thread
 
-    def stop(self) -> None:
+    _thread: threading.Thread | None = None
+
+    def stop(self, wait: float = 0) -> None:
+        """Ask the loop to end; with ``wait``, give it that many seconds to finish."""
         self.stopping.set()
         self.doorbell.set()
+        if wait and self._thread is not None:
+            self._thread.join(wait)

@@ -53,7 +53,9 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_deliveries'))
     )
     with op.batch_alter_table('deliveries', schema=None) as batch_op:
-        batch_op.create_index('ix_deliveries_due', ['state', 'next_attempt_at'], unique=False)
+        batch_op.create_index('ix_deliveries_due', ['next_attempt_at', 'id'], unique=False,
+                              sqlite_where=sa.text("state IN ('pending', 'retrying')"),
+                              postgresql_where=sa.text("state IN ('pending', 'retrying')"))
         batch_op.create_index('ix_deliveries_event', ['event_id'], unique=False)
         batch_op.create_index('ix_deliveries_order', ['receiver_id', 'subject', 'id'], unique=False)
 
