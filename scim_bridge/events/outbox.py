@@ -18,9 +18,10 @@ import threading
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, exists, insert, select, text, update
-from sqlalchemy.orm import Session, aliased, sessionmaker
+from sqlalchemy import Select, Table, Update, bindparam, exists, insert, or_, select, text, update
+from sqlalchemy.orm import Session, sessionmaker
 
+from ..db import UTCDateTime
 from ..models import Delivery, DeliveryAttempt, Event, Receiver
 from .record import DELIVERIES_ADDED
 
@@ -73,27 +74,49 @@ def ring_on_commit(sessions: sessionmaker[Session], doorbell: threading.Event) -
 _OPEN_ROW = text("deliveries.state IN ('pending', 'retrying')")
 
 
-def _due(now: dt.datetime) -> Any:
-    earlier = aliased(Delivery)
-    return and_(
-        _OPEN_ROW,
-        Delivery.next_attempt_at <= now,
-        (Delivery.lease_until.is_(None)) | (Delivery.lease_until < now),
-        exists().where(Receiver.id == Delivery.receiver_id, Receiver.state == "enabled"),
-        ~exists().where(
-            earlier.receiver_id == Delivery.receiver_id,
-            earlier.subject == Delivery.subject,
-            earlier.id < Delivery.id,
-            earlier.state.in_(OPEN),
-        ),
+def _statements() -> tuple[Select[Any], Select[Any], Update, Update]:
+    """The claim's statements, built once (a claim runs every round of a busy worker):
+    what is due, PostgreSQL's locking select of it, and the lease on each backend."""
+    rows, receivers = _DELIVERIES.c, cast(Table, Receiver.__table__)
+    earlier = _DELIVERIES.alias("earlier")
+    now = bindparam("now", type_=UTCDateTime())
+    due = (
+        select(rows.id)
+        .where(
+            _OPEN_ROW,
+            rows.next_attempt_at <= now,
+            or_(rows.lease_until.is_(None), rows.lease_until < now),
+            exists().where(receivers.c.id == rows.receiver_id, receivers.c.state == "enabled"),
+            ~exists().where(
+                earlier.c.receiver_id == rows.receiver_id,
+                earlier.c.subject == rows.subject,
+                earlier.c.id < rows.id,
+                earlier.c.state.in_(OPEN),
+            ),
+        )
+        .order_by(rows.next_attempt_at, rows.id)
+        .limit(bindparam("limit"))
     )
+    lease = update(_DELIVERIES).values(
+        lease_owner=bindparam("owner"), lease_until=bindparam("until", type_=UTCDateTime())
+    ).returning(rows.id, rows.event_id, rows.receiver_id, rows.topic, rows.subject,
+                rows.attempts, rows.created_at, rows.replayed_at, rows.next_attempt_at)
+    anything = select(rows.id).where(_OPEN_ROW, rows.next_attempt_at <= now).limit(1)
+    return (
+        anything,
+        due.with_for_update(skip_locked=True, of=_DELIVERIES),
+        lease.where(rows.id.in_(bindparam("ids", expanding=True))),
+        lease.where(rows.id.in_(due.correlate(None).scalar_subquery())),
+    )
+
+
+_ANYTHING_DUE, _LOCK_DUE, _LEASE_IDS, _LEASE_DUE = _statements()
 
 
 def anything_due(db: Session, now: dt.datetime) -> bool:
     """Whether a claim would find work: a read, so an idle worker's poll never takes SQLite's
     write lock from the requests."""
-    found = db.scalar(select(Delivery.id).where(
-        _OPEN_ROW, Delivery.next_attempt_at <= now).limit(1))
+    found = db.connection().execute(_ANYTHING_DUE, {"now": now}).first()
     db.rollback()
     return found is not None
 
@@ -102,22 +125,14 @@ def claim(db: Session, owner: str, now: dt.datetime, lease_seconds: int, limit: 
           ) -> list[Claimed]:
     """Lease up to ``limit`` due deliveries to ``owner`` in ``db``'s writing transaction (the
     caller commits at once); returns them, oldest due first, with event and receiver loaded."""
-    due = (select(Delivery.id).where(_due(now))
-           .order_by(Delivery.next_attempt_at, Delivery.id).limit(limit))
-    lease = {"lease_owner": owner, "lease_until": now + dt.timedelta(seconds=lease_seconds)}
-    if db.get_bind().dialect.name == "postgresql":
-        ids = list(db.scalars(due.with_for_update(skip_locked=True, of=Delivery)))
-        chosen = _DELIVERIES.c.id.in_(ids)
+    connection = db.connection()
+    lease = {"now": now, "limit": limit, "owner": owner,
+             "until": now + dt.timedelta(seconds=lease_seconds)}
+    if connection.dialect.name == "postgresql":
+        ids = list(connection.scalars(_LOCK_DUE, lease))
+        rows = list(connection.execute(_LEASE_IDS, {**lease, "ids": ids})) if ids else []
     else:
-        ids = None
-        chosen = _DELIVERIES.c.id.in_(due.correlate(None).scalar_subquery())
-    rows = [] if ids == [] else list(db.execute(
-        update(_DELIVERIES).where(chosen).values(**lease).returning(
-            _DELIVERIES.c.id, _DELIVERIES.c.event_id, _DELIVERIES.c.receiver_id,
-            _DELIVERIES.c.topic, _DELIVERIES.c.subject, _DELIVERIES.c.attempts,
-            _DELIVERIES.c.created_at, _DELIVERIES.c.replayed_at, _DELIVERIES.c.next_attempt_at,
-        )
-    ))
+        rows = list(connection.execute(_LEASE_DUE, lease))
     if not rows:
         return []
     events = {e.id: e for e in db.scalars(select(Event).where(
@@ -149,35 +164,46 @@ class RetryPolicy:
         return random.uniform(0, min(self.cap, self.base * 2 ** min(attempts, 62)))
 
 
-def finish(db: Session, claimed: Claimed, owner: str, outcome: Outcome, now: dt.datetime,
-           policy: RetryPolicy) -> bool:
-    """Record the attempt and move the row on, if ``owner`` still holds it, in ``db``'s
-    writing transaction. Returns whether the row was still ours."""
+def finish(db: Session, results: list[tuple[Claimed, Outcome]], owner: str, now: dt.datetime,
+           policy: RetryPolicy) -> int:
+    """Record each attempt and move each row on, where ``owner`` still holds it, in ``db``'s
+    writing transaction: delivered rows in one statement, the others one each. Returns how
+    many rows were no longer ours (their lease had run out and another worker took them)."""
+    if not results:
+        return 0
+    db.connection().execute(insert(_ATTEMPTS), [
+        {"delivery_id": claimed.id, "at": now, "status": outcome.status, "error": outcome.error,
+         "latency_ms": outcome.latency_ms}
+        for claimed, outcome in results
+    ])
+    ours = (_DELIVERIES.c.lease_owner == owner,)
+    moved = {"attempts": _DELIVERIES.c.attempts + 1, "lease_owner": None, "lease_until": None}
+    delivered = [claimed.id for claimed, outcome in results if outcome.result == "delivered"]
+    done = 0
+    if delivered:
+        done += db.connection().execute(
+            update(_DELIVERIES).where(_DELIVERIES.c.id.in_(delivered), *ours).values(
+                state=DELIVERED, delivered_at=now, last_error=None, **moved)
+        ).rowcount
+    for claimed, outcome in results:
+        if outcome.result != "delivered":
+            done += db.connection().execute(
+                update(_DELIVERIES).where(_DELIVERIES.c.id == claimed.id, *ours).values(
+                    **_failed(claimed, outcome, now, policy), **moved)
+            ).rowcount
+    return len(results) - done
+
+
+def _failed(claimed: Claimed, outcome: Outcome, now: dt.datetime, policy: RetryPolicy
+            ) -> dict[str, Any]:
+    """Dead when the receiver said so or the give-up period would pass; else retry later."""
+    if outcome.result == "dead":
+        return {"state": DEAD, "last_error": outcome.error}
     attempts = claimed.attempts + 1
-    values: dict[str, Any] = {"attempts": attempts, "lease_owner": None, "lease_until": None,
-                              "last_error": outcome.error}
-    if outcome.result == "delivered":
-        values.update(state=DELIVERED, delivered_at=now, last_error=None)
-    elif outcome.result == "dead":
-        values.update(state=DEAD)
-    else:
-        wait = policy.delay(attempts - 1, outcome.after)
-        retry_at = now + dt.timedelta(seconds=wait)
-        if retry_at - claimed.deadline_from > dt.timedelta(seconds=policy.give_up):
-            values.update(state=DEAD,
-                          last_error=f"gave up after {attempts} attempts: {outcome.error}")
-        else:
-            values.update(state=RETRYING, next_attempt_at=retry_at)
-    db.execute(insert(_ATTEMPTS).values(
-        delivery_id=claimed.id, at=now, status=outcome.status, error=outcome.error,
-        latency_ms=outcome.latency_ms,
-    ))
-    ours = db.connection().execute(
-        update(_DELIVERIES)
-        .where(_DELIVERIES.c.id == claimed.id, _DELIVERIES.c.lease_owner == owner)
-        .values(**values)
-    ).rowcount
-    return bool(ours)
+    retry_at = now + dt.timedelta(seconds=policy.delay(claimed.attempts, outcome.after))
+    if retry_at - claimed.deadline_from > dt.timedelta(seconds=policy.give_up):
+        return {"state": DEAD, "last_error": f"gave up after {attempts} attempts: {outcome.error}"}
+    return {"state": RETRYING, "next_attempt_at": retry_at, "last_error": outcome.error}
 
 
 def replay(db: Session, tenant_id: int, now: dt.datetime, event_id: int | None = None) -> int:

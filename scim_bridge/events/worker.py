@@ -79,9 +79,9 @@ class DeliveryWorker:
                     return []
         with self.sessions() as db:
             begin_write(db)
-            for claimed, outcome in results:
-                if not finish(db, claimed, self.owner, outcome, now, self.policy):
-                    log.warning("delivery %d: lease lost before it finished", claimed.id)
+            lost = finish(db, results, self.owner, now, self.policy)
+            if lost:
+                log.warning("%d deliveries outlived their lease; another worker took them", lost)
             leased = claim(db, self.owner, now, self.settings.delivery_lease, limit) if limit \
                 else []
             db.commit()
