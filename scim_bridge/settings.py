@@ -80,7 +80,7 @@ class Settings:
     #: Exponential backoff with full jitter: ``uniform(0, min(cap, base * 2**attempts))``.
     delivery_backoff_base_ms: int = 1000
     delivery_backoff_cap: int = 3600
-    #: Seconds one HTTP delivery may take (connect, send, answer).
+    #: Seconds one HTTP delivery may take (connect, send, answer); under half the lease.
     delivery_timeout: int = 10
     #: Milliseconds between polls when no commit rang (covers other instances' commits).
     delivery_poll_ms: int = 1000
@@ -104,11 +104,12 @@ class Settings:
         for name in _BOOLEANS:
             if type(getattr(self, name)) is not bool:
                 raise SettingsError(f"{env_name(name)} must be true or false")
-        if self.delivery_timeout >= self.delivery_lease:
+        if 2 * self.delivery_timeout >= self.delivery_lease:
+            # A claimed row may wait for one delivery before its own: both fit in the lease.
             raise SettingsError(
                 f"{env_name('delivery_timeout')}={self.delivery_timeout} must be shorter than "
-                f"{env_name('delivery_lease')}={self.delivery_lease}, or a slow delivery "
-                "would be sent twice at once"
+                f"half of {env_name('delivery_lease')}={self.delivery_lease}, or a slow "
+                "delivery could be sent twice at once"
             )
         _check_database_url(self.database_url)
         _check_public_url(self.public_url)
@@ -154,7 +155,7 @@ _INT_RANGES: dict[str, tuple[int, int]] = {
     "delivery_lease": (2, 60),
     "delivery_backoff_base_ms": (1, 3_600_000),
     "delivery_backoff_cap": (1, _INT_MAX),
-    "delivery_timeout": (1, 59),
+    "delivery_timeout": (1, 29),
     "delivery_poll_ms": (10, 60_000),
     "delivery_concurrency": (1, 256),
 }

@@ -89,7 +89,7 @@ BAD_SETTINGS = [
     ("EMBEDDED_WORKER", "sometimes"),
     ("DELIVERY_GIVE_UP", "3 days"),
     ("DELIVERY_LEASE", "61"),  # a claim's lease is at most a minute
-    ("DELIVERY_TIMEOUT", "60"),  # must be shorter than the lease
+    ("DELIVERY_TIMEOUT", "60"),  # must be under half the lease
     ("DELIVERY_BACKOFF_BASE_MS", "0"),
     ("DELIVERY_BACKOFF_CAP", "-1"),
     ("DELIVERY_POLL_MS", "1"),

@@ -180,7 +180,7 @@ def test_a_hanging_receiver_does_not_delay_another(scim, admin, worker):
 
 def _run_worker(database_url: str) -> subprocess.Popen[bytes]:
     env = {**os.environ, "SCIM_BRIDGE_DATABASE_URL": database_url,
-           "SCIM_BRIDGE_DELIVERY_LEASE": "3", "SCIM_BRIDGE_DELIVERY_TIMEOUT": "2",
+           "SCIM_BRIDGE_DELIVERY_LEASE": "3", "SCIM_BRIDGE_DELIVERY_TIMEOUT": "1",
            "SCIM_BRIDGE_DELIVERY_POLL_MS": "100", "SCIM_BRIDGE_DELIVERY_BACKOFF_BASE_MS": "20"}
     return subprocess.Popen([*scim_bridge_command(), "worker"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

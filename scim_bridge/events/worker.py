@@ -1,8 +1,9 @@
 """The delivery worker: claims due deliveries, sends each on a small thread pool, finishes it.
 
-Up to ``delivery_concurrency`` deliveries are in flight at once. Sending threads only send and
-report; the loop records every reported outcome and claims as many new rows as slots are free
-in one short transaction, so a receiver that hangs holds one slot for at most the timeout and
+Up to ``delivery_concurrency`` deliveries are sent at once, and as many more are claimed and
+wait their turn (so the next batch is ready when a slot frees). Sending threads only send and
+report; the loop records every reported outcome and claims as many new rows as there is room
+for, in one short transaction, so a receiver that hangs holds one slot for at most the timeout and
 never the others, and a busy worker pays one commit per round, not two per delivery. The loop
 sleeps on a doorbell that a local commit adding deliveries rings (and that every finished send
 rings), with a poll every ``delivery_poll_ms`` for commits made by other instances.
@@ -54,6 +55,8 @@ class DeliveryWorker:
                                   cap=settings.delivery_backoff_cap,
                                   give_up=settings.delivery_give_up)
         self.stopping = threading.Event()
+        #: Rows held at once: one batch sending, one waiting (2 timeouts fit in a lease).
+        self._room = 2 * settings.delivery_concurrency
         self._reported: queue.SimpleQueue[Result] = queue.SimpleQueue()
 
     def send(self, claimed: Claimed) -> Outcome:
@@ -107,7 +110,7 @@ class DeliveryWorker:
                 results = self._take_reported()
                 try:
                     claimed = self.finish_and_claim(
-                        results, self.settings.delivery_concurrency - in_flight + len(results))
+                        results, self._room - in_flight + len(results))
                 except Exception:  # the database is away; unrecorded rows return with lease
                     log.exception("recording or claiming deliveries failed")
                     claimed = []
