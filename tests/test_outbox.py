@@ -320,3 +320,22 @@ def test_a_delivery_failing_past_the_give_up_period_is_dead(app, settings, scim,
         impatient.stop(wait=15)
     assert dead["attempts"] >= 2
     assert dead["last_error"].startswith(f"gave up after {dead['attempts']} attempts: HTTP 500")
+
+
+def test_removing_a_webhook_while_it_is_being_sent_to_disturbs_nobody(
+        scim, admin, worker, caplog):
+    with receiving() as slow, receiving() as healthy:
+        slow.default = Answer(200, delay=1)
+        doomed = register(admin, slow.url, ["user.deleted"])
+        register(admin, healthy.url, ["user.deleted"])
+        scim.delete(f"/Users/{create_user(scim, 'alice@example.com')['id']}")
+        wait_until(lambda: slow.arrived == 1)
+        assert admin.delete(f"/webhooks/{doomed['id']}").status_code == 204
+        slow.wait_for(1)
+        scim.delete(f"/Users/{create_user(scim, 'bob@example.com')['id']}")
+        healthy.wait_for(2)
+        time.sleep(0.3)
+        assert len(slow.requests) == 1
+        assert len(set(ids(healthy.requests))) == 2
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+    assert [d["state"] for d in deliveries_of(admin)] == ["delivered", "delivered"]

@@ -171,11 +171,19 @@ def finish(db: Session, results: list[tuple[Claimed, Outcome]], owner: str, now:
     many rows were no longer ours (their lease had run out and another worker took them)."""
     if not results:
         return 0
-    db.connection().execute(insert(_ATTEMPTS), [
+    # A receiver removed meanwhile took its rows with it: record attempts of the rows left
+    # (locked against such a removal until commit, on PostgreSQL).
+    kept = set(db.connection().scalars(
+        select(_DELIVERIES.c.id).where(_DELIVERIES.c.id.in_([c.id for c, _ in results]))
+        .with_for_update(key_share=True)
+    ))
+    attempts = [
         {"delivery_id": claimed.id, "at": now, "status": outcome.status, "error": outcome.error,
          "latency_ms": outcome.latency_ms}
-        for claimed, outcome in results
-    ])
+        for claimed, outcome in results if claimed.id in kept
+    ]
+    if attempts:
+        db.connection().execute(insert(_ATTEMPTS), attempts)
     ours = (_DELIVERIES.c.lease_owner == owner,)
     moved = {"attempts": _DELIVERIES.c.attempts + 1, "lease_owner": None, "lease_until": None}
     delivered = [claimed.id for claimed, outcome in results if outcome.result == "delivered"]
