@@ -195,7 +195,6 @@ def worker_command() -> None:
     try:
         worker.run()
     finally:
-        worker.client.close()
         engine.dispose()
     click.echo("delivery worker stopped", err=True)
 

@@ -339,3 +339,26 @@ def test_removing_a_webhook_while_it_is_being_sent_to_disturbs_nobody(
         assert len(set(ids(healthy.requests))) == 2
     assert not [r for r in caplog.records if r.levelname == "ERROR"]
     assert [d["state"] for d in deliveries_of(admin)] == ["delivered", "delivered"]
+
+
+def test_on_postgresql_another_instances_commit_wakes_the_worker(settings, scim, admin,
+                                                                 receiver):
+    """The worker of a second app (another instance) polls once a minute, yet delivers what
+    the first app committed at once: NOTIFY at commit, LISTEN in the worker."""
+    if not settings.database_url.startswith("postgresql"):
+        pytest.skip("LISTEN/NOTIFY is PostgreSQL's")
+    register(admin, receiver.url, ["user.deleted"])
+    other = create_app(settings.with_(delivery_poll_ms=60_000))
+    elsewhere = other.extensions["scim_bridge"].delivery_worker()
+    elsewhere.start()
+    try:
+        time.sleep(0.5)  # listening, and asleep for a minute
+        for number in range(2):
+            user = create_user(scim, f"user{number}@example.com")
+            assert scim.delete(f"/Users/{user['id']}").status_code == 204
+            answered = time.monotonic()
+            [*_, last] = receiver.wait_for(number + 1, 5)
+            assert last.at - answered < 0.5
+    finally:
+        elsewhere.stop(wait=15)
+        other.extensions["scim_bridge"].engine.dispose()

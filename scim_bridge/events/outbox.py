@@ -56,9 +56,22 @@ class Outcome:
     latency_ms: float = 0.0
 
 
+#: The PostgreSQL channel a commit that added deliveries notifies: other instances' workers
+#: listen on it (worker.py), so they wake as promptly as the local one.
+CHANNEL = "scim_bridge_deliveries"
+
+
 def ring_on_commit(sessions: sessionmaker[Session], doorbell: threading.Event) -> None:
-    """Wake the local worker when a transaction that added deliveries commits."""
+    """Wake the local worker when a transaction that added deliveries commits, and, on
+    PostgreSQL, every instance's (``NOTIFY`` is delivered at commit, and only then)."""
     from sqlalchemy import event
+
+    @event.listens_for(sessions, "before_commit")
+    def _notify(session: Session) -> None:
+        if session.info.get(DELIVERIES_ADDED):
+            connection = session.connection()
+            if connection.dialect.name == "postgresql":
+                connection.exec_driver_sql(f"NOTIFY {CHANNEL}")
 
     @event.listens_for(sessions, "after_commit")
     def _rang(session: Session) -> None:

@@ -6,7 +6,9 @@ report; the loop records every reported outcome and claims as many new rows as t
 for, in one short transaction, so a receiver that hangs holds one slot for at most the timeout and
 never the others, and a busy worker pays one commit per round, not two per delivery. The loop
 sleeps on a doorbell that a local commit adding deliveries rings (and that every finished send
-rings), with a poll every ``delivery_poll_ms`` for commits made by other instances.
+rings); on PostgreSQL other instances' commits ring it through ``LISTEN``/``NOTIFY``; and a
+poll every ``delivery_poll_ms`` covers anything missed (a notification lost with a broken
+connection, a retry coming due).
 
 It runs as a daemon thread in every ``scim-bridge serve`` process, or in the foreground as
 ``scim-bridge worker``.
@@ -27,7 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ..db import begin_write
 from ..settings import Settings
-from .outbox import Claimed, Outcome, RetryPolicy, anything_due, claim, finish
+from .outbox import CHANNEL, Claimed, Outcome, RetryPolicy, anything_due, claim, finish
 from .senders import dead, retry, sender_for
 
 if TYPE_CHECKING:
@@ -48,6 +50,7 @@ class DeliveryWorker:
         self.settings = settings
         self.doorbell = doorbell or threading.Event()
         self.owner = f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._owns_client = client is None
         self.client = client or httpx.Client(
             timeout=httpx.Timeout(settings.delivery_timeout), follow_redirects=False
         )
@@ -103,6 +106,7 @@ class DeliveryWorker:
         """Deliver until :meth:`stop`; in-flight deliveries are sent and recorded first."""
         poll = self.settings.delivery_poll_ms / 1000
         in_flight = 0
+        self.listen()
         with ThreadPoolExecutor(self.settings.delivery_concurrency,
                                 thread_name_prefix="delivery") as pool:
             while not self.stopping.is_set():
@@ -124,6 +128,9 @@ class DeliveryWorker:
             self.finish_and_claim(self._take_reported(), 0)
         except Exception:
             log.exception("recording the last deliveries failed; their leases will expire")
+        finally:
+            if self._owns_client:
+                self.client.close()
 
     def _take_reported(self) -> list[Result]:
         results = []
@@ -142,6 +149,33 @@ class DeliveryWorker:
         self._thread = threading.Thread(target=self.run, name="delivery-worker", daemon=True)
         self._thread.start()
         return self._thread
+
+    def listen(self) -> threading.Thread | None:
+        """On PostgreSQL, ring the doorbell on every other instance's commit that added
+        deliveries (``LISTEN``), from a daemon thread; ``None`` elsewhere."""
+        url = self.sessions.kw["bind"].url
+        if url.get_backend_name() != "postgresql":
+            return None
+        dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        thread = threading.Thread(target=self._listen, args=(dsn,), name="delivery-listen",
+                                  daemon=True)
+        thread.start()
+        return thread
+
+    def _listen(self, dsn: str) -> None:
+        import psycopg
+
+        while not self.stopping.is_set():
+            try:
+                with psycopg.connect(dsn, autocommit=True, connect_timeout=10) as connection:
+                    connection.execute(f"LISTEN {CHANNEL}")
+                    self.doorbell.set()  # whatever was committed while not listening
+                    while not self.stopping.is_set():
+                        for _ in connection.notifies(timeout=1.0, stop_after=1):
+                            self.doorbell.set()
+            except psycopg.Error as error:  # the poll still runs; listen again shortly
+                log.warning("listening for deliveries failed (%s); retrying", error)
+                self.stopping.wait(5)
 
     _thread: threading.Thread | None = None
 
