@@ -9,6 +9,7 @@ from . import observability
 from .endpoints import (
     admin,
     errors,
+    feed,
     health,
     limits,
     request_log,
@@ -36,7 +37,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.before_request(reject_unstorable_url)
     errors.init_app(app)
     limits.init_app(app)
-    for blueprint in (scim.bp, health.bp, sessions.bp, admin.bp, well_known.bp):
+    for blueprint in (scim.bp, health.bp, sessions.bp, admin.bp, feed.bp,
+                      well_known.bp):
         app.register_blueprint(blueprint)
     # after_request hooks run last-registered first: commit, then log the final status, then
     # the blueprints' app-wide hooks (headers) and the request id see the final response.

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from .errors import Forbidden, Unauthorized
 from .models import ApiToken, Tenant
 
-SCOPES = ("scim", "sessions", "admin")
+SCOPES = ("scim", "sessions", "admin", "ssf")
 TOKEN_PREFIX = "sb_"
 
 
@@ -60,12 +60,14 @@ _TOKEN_BY_HASH = (
 )
 
 
-def authenticate(session: Session, authorization: str | None, scope: str) -> Principal:
+def authenticate(session: Session, authorization: str | None, *scopes: str) -> Principal:
+    """The caller of a request, whose token must have one of ``scopes``."""
     token = bearer_token(authorization)
     digest = hash_token(token)
     row = session.connection().execute(_TOKEN_BY_HASH, {"digest": digest}).first()
     if row is None or row.revoked_at is not None or not hmac.compare_digest(row.token_hash, digest):
         raise Unauthorized("the bearer token is unknown or revoked")
-    if row.scope != scope:
-        raise Forbidden(f"this token has scope '{row.scope}'; this endpoint needs '{scope}'")
+    if row.scope not in scopes:
+        needed = " or ".join(f"'{scope}'" for scope in scopes)
+        raise Forbidden(f"this token has scope '{row.scope}'; this endpoint needs {needed}")
     return Principal(row.name, row.scope, row.tenant_id, row.tenant_name)

@@ -20,6 +20,7 @@ from sqlalchemy.exc import DatabaseError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from . import __version__
+from .auth import SCOPES
 from .db import DatabaseUnusable, make_engine, make_sessionmaker, write_transaction
 from .errors import BridgeError
 from .migrate import SchemaNotCurrent
@@ -257,7 +258,7 @@ _TENANT_OPTION = click.option("--tenant", "tenant_name", default=None,
 
 @token.command("create")
 @click.option("--name", required=True)
-@click.option("--scope", required=True, type=click.Choice(["scim", "sessions", "admin"]))
+@click.option("--scope", required=True, type=click.Choice(SCOPES))
 @_TENANT_OPTION
 def token_create(name: str, scope: str, tenant_name: str | None) -> None:
     """Print only the new token on stdout."""
@@ -294,14 +295,15 @@ def token_revoke(name: str, tenant_name: str | None) -> None:
 
 @main.group()
 def keys() -> None:
-    """Session-token signing keys (ES256)."""
+    """Signing keys: ES256 for session tokens, RS256 for security events and logout tokens."""
 
 
 @keys.command("rotate")
 def keys_rotate() -> None:
-    """Retire the active key and start signing with a new one.
+    """Retire the active keys and start signing with new ones, one per algorithm in use.
 
-    The retired key stays in the JWKS until every token it signed has expired.
+    The retired keys stay in the JWKS until every token they signed has expired. A session
+    key read from SCIM_BRIDGE_SIGNING_KEY_FILE is rotated by replacing that file.
     """
     from .revocation import keys as signing_keys
 
@@ -311,12 +313,13 @@ def keys_rotate() -> None:
     retired, new = _writing(lambda db: signing_keys.rotate(db, key_file))
     for kid in retired:
         click.echo(f"retired {kid}")
-    click.echo(f"active  {new}")
+    for kid in new:
+        click.echo(f"active  {kid}")
 
 
 @keys.command("list")
 def keys_list() -> None:
-    """Published keys: kid, state and creation time."""
+    """Published keys: kid, algorithm, state and creation time."""
     from .revocation import keys as signing_keys
 
     settings = _settings()
@@ -324,7 +327,8 @@ def keys_list() -> None:
 
     def rows(db: Session) -> list[str]:
         return [
-            f"{key.kid}\t{'retired' if key.retired_at else 'active'}\t{key.created_at:%Y-%m-%d}"
+            f"{key.kid}\t{key.algorithm}\t{'retired' if key.retired_at else 'active'}"
+            f"\t{key.created_at:%Y-%m-%d}"
             for key in signing_keys.published(db, settings.max_session_ttl)
         ]
 

@@ -8,7 +8,9 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
+    FetchedValue,
     ForeignKey,
     Index,
     Integer,
@@ -215,12 +217,14 @@ class DeploymentSetting(Base):
 
 
 class Event(Base):
-    """The revocation and audit log; its id is the ordered, replayable cursor."""
+    """The revocation and audit log. Its commit order is (``xid``, ``id``), the feed's cursor
+    (services/feed.py); ``id`` alone is the order within one transaction."""
 
     __tablename__ = "events"
     __table_args__ = (
         Index("ix_events_tenant_user", "tenant_id", "user_id"),
         Index("ix_events_tenant_type", "tenant_id", "type"),
+        Index("ix_events_tenant_commit_order", "tenant_id", "xid", "id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -233,6 +237,11 @@ class Event(Base):
     detail: Mapped[str | None] = mapped_column(Text)
     session_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
     occurred_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    #: The request (or CLI action) that caused the event: shared by every event it caused.
+    txn: Mapped[str | None] = mapped_column(String(128))
+    #: The writing transaction's id on PostgreSQL, 0 on SQLite and for rows older than the
+    #: column: the database fills it in (migration 0004), so no INSERT can leave it out.
+    xid: Mapped[int] = mapped_column(BigInteger, server_default=FetchedValue())
 
 
 class RequestLogEntry(Base):

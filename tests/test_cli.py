@@ -168,9 +168,22 @@ def test_revoke_without_tenant_means_the_default_tenant(database_url):
     assert _scim_status(database_url, acme) == 200
 
 
-def test_the_ssf_scope_is_not_offered(url):
-    result = run("token", "create", "--name", "x", "--scope", "ssf", url=url)
-    assert result.returncode == 2 and "'ssf' is not one of" in result.stderr
+def test_an_ssf_token_reads_the_event_feed_of_its_tenant(database_url):
+    result = run("token", "create", "--name", "siem", "--scope", "ssf", url=database_url)
+    assert result.returncode == 0, result.stderr
+    assert "siem\tssf\tdefault\tactive" in run("token", "list", url=database_url).stdout
+    app = create_app(Settings(database_url=database_url, public_url="http://bridge.test"))
+    try:
+        with http_client(app, result.stdout.strip(), "/api/v1") as client:
+            assert client.get("/events").json()["events"] == []
+            assert client.get("/admin/users").status_code == 403
+    finally:
+        app.extensions["scim_bridge"].engine.dispose()
+
+
+def test_an_unknown_scope_is_refused(url):
+    result = run("token", "create", "--name", "x", "--scope", "root", url=url)
+    assert result.returncode == 2 and "'root' is not one of" in result.stderr
 
 
 def test_sqlite_database_is_in_wal_mode(url, tmp_path):

@@ -8,6 +8,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, g, jsonify, request
 
 from ..auth import authenticate
+from ..observability import request_id
 from ..services import Actor, admin, audit, deliveries, webhooks
 from .context import bridge, json_body, settings
 from .transaction import db
@@ -22,7 +23,8 @@ def _authenticate() -> None:
         bridge().request_log.flush()
     principal = authenticate(db(), request.headers.get("Authorization"), "admin")
     g.principal = principal
-    g.actor = Actor(tenant_id=principal.tenant_id, name=f"admin:{principal.token_name}")
+    g.actor = Actor(tenant_id=principal.tenant_id, name=f"admin:{principal.token_name}",
+                    txn=request_id())
 
 
 def _max() -> int:

@@ -8,6 +8,7 @@ from flask import Blueprint, Response, g, request
 
 from ..auth import authenticate
 from ..errors import InvalidSyntax, NotFound
+from ..observability import request_id
 from ..scim import discovery
 from ..scim.formats import etag, etag_matches
 from ..scim.listing import ListQuery, list_query, list_response
@@ -28,6 +29,7 @@ def _authenticate() -> None:
         tenant_id=principal.tenant_id,
         name=f"scim:{principal.token_name}",
         revoke_on_group_add=settings().revoke_on_group_add,
+        txn=request_id(),
     )
 
 

@@ -15,6 +15,7 @@ from flask import Blueprint, Response, g, jsonify, request
 
 from ..auth import authenticate
 from ..errors import BadRequest, InvalidSyntax
+from ..observability import request_id
 from ..revocation import sessions
 from ..scim.formats import iso
 from ..storable import unstorable
@@ -106,7 +107,7 @@ def _token_parameter() -> Any:
 
 @bp.delete("/<sid>")
 def logout(sid: str) -> Response:
-    sessions.logout(db(), sid, f"sessions:{g.principal.token_name}")
+    sessions.logout(db(), sid, f"sessions:{g.principal.token_name}", request_id())
     return Response(status=204)
 
 

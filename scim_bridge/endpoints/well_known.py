@@ -1,4 +1,5 @@
-"""``GET /.well-known/jwks.json``: the public keys that verify session tokens (RFC 7517)."""
+"""``GET /.well-known/jwks.json``: the public keys that verify session tokens (ES256), security
+event tokens and logout tokens (RS256) (RFC 7517)."""
 
 from __future__ import annotations
 

@@ -3,7 +3,8 @@ transaction, so it commits or rolls back with the change itself and no path can 
 
 One row per affected user (``user_id`` ``None`` for a change to a group alone), with its cause,
 the actor (``scim:<token>``, ``admin:<token>``, ``sessions:<token>``) and the application
-sessions the change ended, if any.
+sessions the change ended, if any, and ``txn``: the request that caused it, shared by every
+event (and so every SET) that one request caused.
 
 It is also the outbox's entry: in the same transaction, one statement adds a delivery row per
 receiver subscribed to the events' topics (events/topics.py), so an event is never committed
@@ -107,13 +108,15 @@ _INSERT_DELIVERIES = _insert_deliveries()
 
 @dataclass(frozen=True)
 class Cause:
-    """What happened and who did it; ``group_*`` name the group of a membership change."""
+    """What happened and who did it; ``group_*`` name the group of a membership change,
+    ``txn`` the request (or CLI action) it happened in."""
 
     type: str
     actor: str
     group_id: str | None = None
     group_name: str | None = None
     detail: str | None = None
+    txn: str | None = None
 
 
 def record(
@@ -137,6 +140,7 @@ def record(
             "detail": cause.detail,
             "session_ids": session_ids,
             "occurred_at": moment,
+            "txn": cause.txn,
         }
         for user_id, session_ids in user_sessions
     ]

@@ -52,6 +52,7 @@ def payload(topic: str, event: Event) -> dict[str, Any]:
             "session_ids": list(event.session_ids or []),
             "cause": {"type": event.type, "detail": event.detail},
             "actor": event.actor,
+            "txn": event.txn,
         },
     }
 

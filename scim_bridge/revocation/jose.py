@@ -1,10 +1,18 @@
-"""All JOSE work, on python-jose: ES256 keys, signing session tokens, verifying them.
+"""All JOSE work, on python-jose: keys, signing session tokens and security events, verifying
+session tokens.
 
-Verification accepts exactly one algorithm (``ES256``), picks the key by the ``kid`` header
-among the published keys, refuses a ``crit`` header, requires ``iss``, ``exp``, ``iat``,
-``sub``, ``jti`` and ``sid``, checks the times itself (``exp``, ``iat`` and ``nbf`` must be
-numbers; python-jose accepts ``"123"`` and ``true``), and maps every failure, whatever
-python-jose or the input raises, to one :class:`InvalidToken`.
+Every key belongs to exactly one algorithm, fixed when it is made: ``ES256`` (EC P-256) for
+session tokens, ``RS256`` (RSA) for security events and logout tokens, which receivers accept
+in no other algorithm (CAEP interoperability profile §2.6). Signing takes the algorithm from
+the key, never from the caller alone.
+
+Verification of session tokens accepts exactly one algorithm (``ES256``) and one type
+(``typ`` ``JWT`` or absent, so a SET or logout token signed with the same key is never a
+session token; RFC 8725 §3.11), picks the key by the ``kid`` header among the published
+keys, refuses a ``crit`` header, requires ``iss``, ``exp``, ``iat``, ``sub``, ``jti`` and
+``sid``, checks the times itself (``exp``, ``iat`` and ``nbf`` must be numbers; python-jose
+accepts ``"123"`` and ``true``), and maps every failure, whatever python-jose or the input
+raises, to one :class:`InvalidToken`.
 """
 
 from __future__ import annotations
@@ -19,18 +27,21 @@ from dataclasses import dataclass
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jose import jwk, jws, jwt
+from jose.backends import ECKey, RSAKey
 from jose.backends.base import Key
 from jose.exceptions import JOSEError
 
 from ..errors import Unauthorized
 
 __all__ = [
-    "ALGORITHM",
+    "EVENT_ALGORITHM",
     "GeneratedKey",
     "InvalidToken",
     "Key",
+    "SESSION_ALGORITHM",
+    "SigningKey",
     "Verifier",
     "generate_key",
     "key_from_pem",
@@ -40,7 +51,15 @@ __all__ = [
     "verify",
 ]
 
-ALGORITHM = "ES256"
+#: Session tokens: the only algorithm :func:`verify` accepts.
+SESSION_ALGORITHM = "ES256"
+#: Security event tokens and logout tokens, by default.
+EVENT_ALGORITHM = "RS256"
+#: RSA modulus size of new RS256 keys (receivers require 2048 or more).
+RSA_KEY_BITS = 2048
+#: Each algorithm's public JWK members, in RFC 7638 thumbprint order, and its key classes.
+_PUBLIC_MEMBERS = {"ES256": ("crv", "kty", "x", "y"), "RS256": ("e", "kty", "n")}
+_KEY_CLASSES: dict[str, type[Key]] = {"ES256": ECKey, "RS256": RSAKey}
 #: Longer than any token this bridge signs; longer input is rejected before parsing.
 MAX_TOKEN_LENGTH = 8192
 #: Seconds an ``iat`` or ``nbf`` may lie ahead of this host's clock (another instance's clock
@@ -53,6 +72,8 @@ _OPTIONS = {"require_iss": True, "require_exp": True, "require_iat": True,
 #: Whatever a malformed token can make python-jose (or json/base64 under it) raise.
 _FAILURES = (JOSEError, ValueError, TypeError, KeyError, IndexError, AttributeError,
              ArithmeticError, RecursionError)
+#: ``typ`` values of a session token: python-jose writes ``JWT``; RFC 7519 §5.1 makes it optional.
+_SESSION_TYPES = (None, "JWT")
 
 
 class InvalidToken(Unauthorized):
@@ -62,51 +83,94 @@ class InvalidToken(Unauthorized):
 @dataclass(frozen=True)
 class GeneratedKey:
     kid: str
+    algorithm: str
     private_pem: str
     public_jwk: dict[str, Any]
 
 
-def generate_key() -> GeneratedKey:
-    """A new EC P-256 key; its ``kid`` is the RFC 7638 thumbprint, unique per key."""
-    private = ec.generate_private_key(ec.SECP256R1())
+@dataclass(frozen=True)
+class SigningKey:
+    """A private key bound to the one algorithm it signs with, and the ``kid`` it is published
+    under."""
+
+    kid: str
+    algorithm: str
+    key: Key
+
+
+def generate_key(algorithm: str = SESSION_ALGORITHM) -> GeneratedKey:
+    """A new key for ``algorithm`` (EC P-256 or RSA); its ``kid`` is the RFC 7638 thumbprint."""
+    private: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+    if algorithm == "ES256":
+        private = ec.generate_private_key(ec.SECP256R1())
+    elif algorithm == "RS256":
+        private = rsa.generate_private_key(public_exponent=65537, key_size=RSA_KEY_BITS)
+    else:
+        raise ValueError(f"no keys are made for {algorithm!r}")
     pem = private.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     ).decode("ascii")
-    public = public_jwk(pem)
-    return GeneratedKey(public["kid"], pem, public)
+    public = public_jwk(pem, algorithm)
+    return GeneratedKey(public["kid"], algorithm, pem, public)
 
 
-def key_from_pem(pem: str) -> Key:
-    """The private signing key of a PEM; ``ValueError`` when it is not an EC P-256 key."""
+def key_from_pem(pem: str, algorithm: str = SESSION_ALGORITHM) -> Key:
+    """The private signing key of a PEM for ``algorithm``; ``ValueError`` when the PEM is not
+    an EC P-256 key (ES256) or an RSA key of at least 2048 bits (RS256)."""
+    if algorithm not in _KEY_CLASSES:
+        raise ValueError(f"no keys are made for {algorithm!r}")
+    expected = "an EC P-256" if algorithm == "ES256" else "an RSA"
     try:
-        key = jwk.construct(pem, ALGORITHM)
+        key = jwk.construct(pem, algorithm)
     except _FAILURES as exc:
-        raise ValueError(f"not an EC P-256 private key: {exc}") from None
-    if not key.is_public() and key.to_dict().get("crv") == "P-256":
-        return key
-    raise ValueError("the signing key must be an EC P-256 private key")
+        raise ValueError(f"not {expected} private key: {exc}") from None
+    if key.is_public() or not isinstance(key, _KEY_CLASSES[algorithm]):
+        raise ValueError(f"the signing key must be {expected} private key")
+    members = key.to_dict()
+    if algorithm == "ES256" and members.get("crv") != "P-256":
+        raise ValueError("the signing key must be an EC P-256 private key")
+    if algorithm == "RS256" and _modulus_bits(members["n"]) < 2048:
+        raise ValueError("the signing key must be an RSA key of at least 2048 bits")
+    return key
 
 
-def public_jwk(pem: str) -> dict[str, Any]:
+def _modulus_bits(n: str) -> int:
+    return int.from_bytes(base64.urlsafe_b64decode(n + "=" * (-len(n) % 4)), "big").bit_length()
+
+
+def public_jwk(pem: str, algorithm: str = SESSION_ALGORITHM) -> dict[str, Any]:
     """The public JWK (RFC 7517) of a private PEM, with ``kid``, ``alg`` and ``use``."""
-    public = key_from_pem(pem).public_key().to_dict()
-    members = {name: public[name] for name in ("crv", "kty", "x", "y")}
+    public = key_from_pem(pem, algorithm).public_key().to_dict()
+    members = {name: public[name] for name in _PUBLIC_MEMBERS[algorithm]}
     canonical = json.dumps(members, separators=(",", ":"), sort_keys=True).encode("ascii")
     digest = hashlib.sha256(canonical).digest()
     kid = base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
-    return {**members, "kid": kid, "alg": ALGORITHM, "use": "sig"}
+    return {**members, "kid": kid, "alg": algorithm, "use": "sig"}
 
 
-def public_key(jwk_dict: Mapping[str, Any]) -> Key:
+def public_key(jwk_dict: Mapping[str, Any], algorithm: str = SESSION_ALGORITHM) -> Key:
     """A verification key from a published JWK; private members are never read."""
-    members = {name: jwk_dict[name] for name in ("crv", "kty", "x", "y")}
-    return jwk.construct(members, ALGORITHM)
+    members = {name: jwk_dict[name] for name in _PUBLIC_MEMBERS[algorithm]}
+    return jwk.construct(members, algorithm)
 
 
-def sign(claims: Mapping[str, Any], key: Key, kid: str) -> str:
-    return jwt.encode(dict(claims), key, algorithm=ALGORITHM, headers={"kid": kid})
+def sign(
+    claims: Mapping[str, Any], key: Key | SigningKey, kid: str | None = None, *,
+    typ: str | None = None,
+) -> str:
+    """A compact JWS of ``claims``: with a :class:`SigningKey` in its own algorithm; with a
+    bare key (a session token) in ES256. ``typ`` sets the header's explicit type."""
+    if not isinstance(key, SigningKey):
+        if kid is None:
+            raise ValueError("a bare key needs its kid")
+        key = SigningKey(kid, SESSION_ALGORITHM, key)
+    key_class = _KEY_CLASSES.get(key.algorithm)
+    if key_class is None or not isinstance(key.key, key_class) or key.key.is_public():
+        raise ValueError(f"key {key.kid} is not a private {key.algorithm} key")
+    headers = {"kid": key.kid, **({"typ": typ} if typ else {})}
+    return jwt.encode(dict(claims), key.key, algorithm=key.algorithm, headers=headers)
 
 
 def verify(
@@ -120,8 +184,10 @@ def verify(
         raise InvalidToken("the token is missing or malformed")
     try:
         header = jws.get_unverified_header(token)
-        if not isinstance(header, dict) or header.get("alg") != ALGORITHM:
-            raise InvalidToken(f"the token is not signed with {ALGORITHM}")
+        if not isinstance(header, dict) or header.get("alg") != SESSION_ALGORITHM:
+            raise InvalidToken(f"the token is not signed with {SESSION_ALGORITHM}")
+        if header.get("typ") not in _SESSION_TYPES:  # a SET or logout token is not a session
+            raise InvalidToken("the token is not a session token")
         if "crit" in header:  # RFC 7515 §4.1.11: this bridge understands no extension
             raise InvalidToken("the token names critical header extensions ('crit')")
         kid = header.get("kid")
@@ -129,7 +195,7 @@ def verify(
         if key is None:
             raise InvalidToken("the token's key is not one this bridge publishes")
         claims = jwt.decode(
-            token, key, algorithms=[ALGORITHM], issuer=issuer, options=_OPTIONS
+            token, key, algorithms=[SESSION_ALGORITHM], issuer=issuer, options=_OPTIONS
         )
     except InvalidToken:
         raise

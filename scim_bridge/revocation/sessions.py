@@ -201,8 +201,9 @@ def introspect(
     }
 
 
-def logout(db: Session, session_id: str, actor: str) -> None:
-    """The user's own logout: revoke one session (idempotent); 404 when it never existed."""
+def logout(db: Session, session_id: str, actor: str, txn: str) -> None:
+    """The user's own logout: revoke one session (idempotent); 404 when it never existed.
+    ``txn`` is the sessions call's request id, recorded on the event."""
     found = db.execute(
         select(AppSession.tenant_id, AppSession.user_id).where(AppSession.id == session_id)
     ).first()
@@ -212,7 +213,7 @@ def logout(db: Session, session_id: str, actor: str) -> None:
         db,
         tenant_id=found.tenant_id,
         user_ids=[found.user_id],
-        cause=Cause(LOGOUT, actor, detail="the user logged out"),
+        cause=Cause(LOGOUT, actor, detail="the user logged out", txn=txn),
         session_id=session_id,
         record_without_sessions=False,
     )

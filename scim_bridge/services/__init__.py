@@ -3,7 +3,8 @@ never commits: the request edge owns the transaction."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -14,3 +15,6 @@ class Actor:
     name: str
     #: Group additions revoke sessions too (for apps that cache group context).
     revoke_on_group_add: bool = False
+    #: The request acting (its ``X-Request-Id``), recorded on every event it causes; an actor
+    #: built outside a request (the CLI) is one action with a fresh id.
+    txn: str = field(default_factory=lambda: uuid.uuid4().hex)

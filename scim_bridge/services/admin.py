@@ -202,7 +202,8 @@ def _force_logout(db: Session, actor: Actor, user_ids: list[str]) -> int:
         db,
         tenant_id=actor.tenant_id,
         user_ids=user_ids,
-        cause=Cause(FORCE_LOGOUT, actor.name, detail="forced logout by an admin"),
+        cause=Cause(FORCE_LOGOUT, actor.name, detail="forced logout by an admin",
+                    txn=actor.txn),
         record_without_sessions=False,
     )
     return sum(len(ids) for ids in revoked.values())

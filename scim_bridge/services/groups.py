@@ -286,7 +286,7 @@ def _changed(
 
 def _cause(actor: Actor, group: Group, kind: str, verb: str) -> Cause:
     return Cause(kind, actor.name, group_id=group.id, group_name=group.display_name,
-                 detail=f"{verb} group '{group.display_name}'")
+                 detail=f"{verb} group '{group.display_name}'", txn=actor.txn)
 
 
 def _clashes(group: Group) -> dict[str, str]:

@@ -137,7 +137,8 @@ def delete_user(db: Session, actor: Actor, user_id: str, if_match: str | None) -
         db,
         tenant_id=actor.tenant_id,
         user_ids=[user.id],
-        cause=Cause(USER_DELETED, actor.name, detail=f"user '{user.user_name}' deleted"),
+        cause=Cause(USER_DELETED, actor.name, detail=f"user '{user.user_name}' deleted",
+                    txn=actor.txn),
     )
     db.execute(
         update(Group)
@@ -176,7 +177,8 @@ def _write(
             tenant_id=actor.tenant_id,
             user_ids=[user.id],
             cause=Cause(
-                USER_DEACTIVATED, actor.name, detail=f"user '{user.user_name}' deactivated"
+                USER_DEACTIVATED, actor.name, detail=f"user '{user.user_name}' deactivated",
+                txn=actor.txn,
             ),
         )
     elif user.is_active and not was_active:
@@ -191,7 +193,7 @@ def _without_active(document: dict[str, Any]) -> dict[str, Any]:
 def _record(
     db: Session, actor: Actor, user_id: str, user_name: str, kind: str, verb: str, **when: Any
 ) -> None:
-    cause = Cause(kind, actor.name, detail=f"user '{user_name}' {verb}")
+    cause = Cause(kind, actor.name, detail=f"user '{user_name}' {verb}", txn=actor.txn)
     record(db, tenant_id=actor.tenant_id, cause=cause, user_sessions=[(user_id, [])], **when)
 
 

@@ -1,7 +1,7 @@
 """outbox: receivers, subscriptions, deliveries and their attempts
 
 Revision ID: 0003_outbox
-Revises: 0002
+Revises: 0003_event_feed
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from alembic import op
 import scim_bridge.db
 
 revision = '0003_outbox'
-down_revision = '0002'
+down_revision = '0003_event_feed'
 branch_labels = None
 depends_on = None
 
