@@ -362,3 +362,52 @@ def test_on_postgresql_another_instances_commit_wakes_the_worker(settings, scim,
     finally:
         elsewhere.stop(wait=15)
         other.extensions["scim_bridge"].engine.dispose()
+
+
+@pytest.mark.parametrize(("header", "seconds"), [
+    ("120", 120.0),
+    ("Wed, 02 Dec 2026 16:01:00 GMT", 60.0),
+    ("Wed, 02 Dec 2026 15:00:00 GMT", 0.0),  # a date in the past: now
+    ("soon", None),
+    ("", None),
+])
+def test_retry_after_reads_seconds_or_an_http_date(header, seconds):
+    import datetime as dt
+
+    from scim_bridge.events.senders import retry_after
+
+    now = dt.datetime(2026, 12, 2, 16, 0, tzinfo=dt.UTC)
+    answer = httpx.Response(429, headers={"Retry-After": header} if header else {})
+    assert retry_after(answer, now) == seconds
+
+
+def test_backoff_is_full_jitter_under_the_cap_and_retry_after_is_capped_too():
+    from scim_bridge.events.outbox import RetryPolicy
+
+    policy = RetryPolicy(base=1.0, cap=60.0, give_up=3600.0)
+    for attempts in range(12):
+        delays = [policy.delay(attempts, None) for _ in range(200)]
+        assert all(0 <= d <= min(60.0, 2 ** attempts) for d in delays)
+    assert max(policy.delay(3, None) for _ in range(500)) > 4  # spread over the whole range
+    assert policy.delay(0, 30) == 30 and policy.delay(0, 7200) == 60
+
+
+def test_serve_no_worker_leaves_delivery_to_a_separate_worker():
+    from .live import serve
+
+    with serve("--no-worker") as running, receiving() as receiver:
+        running.cli("webhook", "add", receiver.url, "--events", "user.deleted")
+        with running.client({"Content-Type": "application/scim+json"}) as scim:
+            user = scim.post("/Users", json={
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                "userName": "apart@example.com"}).json()
+            assert scim.delete(f"/Users/{user['id']}").status_code == 204
+        time.sleep(1.5)
+        assert receiver.arrived == 0
+        apart = _run_worker(running.database_url)
+        try:
+            receiver.wait_for(1, 10)
+            apart.send_signal(signal.SIGTERM)
+            assert apart.wait(15) == 0
+        finally:
+            apart.kill()
