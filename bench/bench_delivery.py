@@ -12,6 +12,7 @@
 
     python bench/bench_delivery.py            # SQLite in a temporary directory
     python bench/bench_delivery.py --db postgresql+psycopg://postgres@127.0.0.1:5432/x
+    python bench/bench_delivery.py --quick    # smaller sizes, a smoke run
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ def latency(url: str, count: int) -> tuple[float, float]:
                 arrived = receiver.wait_for(i + 1)[-1].at
                 gaps.append((arrived - answered) * 1000)
         finally:
-            worker.stop()
+            worker.stop(wait=15)
     app.bridge.request_log.flush()
     app.bridge.engine.dispose()
     gaps.sort()
@@ -169,7 +170,10 @@ def main() -> None:
     parser.add_argument("--deliveries", type=int, default=200)
     parser.add_argument("--drain", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=150)
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, a smoke run")
     args = parser.parse_args()
+    if args.quick:
+        args.deliveries, args.drain, args.repeat = 30, 500, 30
     rows = []
     with database(args.db) as url:
         median, p99 = latency(url, args.deliveries)

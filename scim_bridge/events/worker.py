@@ -157,10 +157,10 @@ class DeliveryWorker:
         if url.get_backend_name() != "postgresql":
             return None
         dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
-        thread = threading.Thread(target=self._listen, args=(dsn,), name="delivery-listen",
-                                  daemon=True)
-        thread.start()
-        return thread
+        self._listener = threading.Thread(target=self._listen, args=(dsn,),
+                                          name="delivery-listen", daemon=True)
+        self._listener.start()
+        return self._listener
 
     def _listen(self, dsn: str) -> None:
         import psycopg
@@ -174,14 +174,19 @@ class DeliveryWorker:
                         for _ in connection.notifies(timeout=1.0, stop_after=1):
                             self.doorbell.set()
             except psycopg.Error as error:  # the poll still runs; listen again shortly
-                log.warning("listening for deliveries failed (%s); retrying", error)
-                self.stopping.wait(5)
+                if not self.stopping.is_set():
+                    log.warning("listening for deliveries failed (%s); retrying",
+                                " ".join(str(error).split()))
+                    self.stopping.wait(5)
 
     _thread: threading.Thread | None = None
+    _listener: threading.Thread | None = None
 
     def stop(self, wait: float = 0) -> None:
-        """Ask the loop to end; with ``wait``, give it that many seconds to finish."""
+        """Ask the loop (and the listener) to end; with ``wait``, give them that many seconds
+        to finish."""
         self.stopping.set()
         self.doorbell.set()
-        if wait and self._thread is not None:
-            self._thread.join(wait)
+        for thread in (self._thread, self._listener):
+            if wait and thread is not None:
+                thread.join(wait)
