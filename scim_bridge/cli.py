@@ -1,4 +1,5 @@
-"""The ``scim-bridge`` command: serve, db (upgrade, backup, restore), tenant, token, keys.
+"""The ``scim-bridge`` command: serve, worker, db (upgrade, backup, restore), tenant, token,
+keys, webhook, events.
 
 Exit status: 0 on success; 1 when the request itself is refused (a name already taken, no
 such token or tenant); 2 when the configuration or the environment is wrong (a setting, the
@@ -159,9 +160,12 @@ def main() -> None:
 @click.option("--log-format", default=None, type=click.Choice(LOG_FORMATS),
               help="json: one object per line; text: for a terminal. "
                    "[default: SCIM_BRIDGE_LOG_FORMAT, else json]")
+@click.option("--worker/--no-worker", "deliver", default=None,
+              help="Run the delivery worker in each process (default: "
+                   "SCIM_BRIDGE_EMBEDDED_WORKER, true).")
 def serve(host: str, port: int, workers: int, threads: int, metrics_port: int | None,
-          log_format: str | None) -> None:
-    """Migrate the database and serve with gunicorn."""
+          log_format: str | None, deliver: bool | None) -> None:
+    """Migrate the database and serve with gunicorn (delivering events too, by default)."""
     from . import migrate
     from .server import METRICS_HOST, listen_for_metrics, run
 
@@ -189,7 +193,8 @@ def serve(host: str, port: int, workers: int, threads: int, metrics_port: int | 
     sys.stdout.flush()
     # Without SCIM_BRIDGE_PUBLIC_URL the workers sign with the stored issuer (KeyRing.issuer).
     run(settings, host=host, port=port, workers=workers, threads=threads,
-        metrics_port=metrics_port, log_format=log_format)
+        metrics_port=metrics_port, log_format=log_format,
+        deliver=settings.embedded_worker if deliver is None else deliver)
 
 
 def _metrics_directory() -> None:
@@ -206,6 +211,30 @@ def _metrics_directory() -> None:
             shutil.rmtree(directory, ignore_errors=True)
 
     atexit.register(remove)
+
+
+@main.command("worker")
+def worker_command() -> None:
+    """Deliver events in the foreground until SIGTERM or SIGINT (for deployments that run
+    delivery apart from serving; then serve with --no-worker)."""
+    import signal
+
+    from . import migrate
+    from .events.worker import DeliveryWorker
+
+    settings = _settings()
+    migrate.upgrade(settings.database_url)
+    engine = make_engine(settings.database_url,
+                         busy_timeout_ms=settings.sqlite_busy_timeout_ms)
+    worker = DeliveryWorker(make_sessionmaker(engine), settings)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: worker.stop())
+    click.echo(f"delivery worker {worker.owner} running", err=True)
+    try:
+        worker.run()
+    finally:
+        engine.dispose()
+    click.echo("delivery worker stopped", err=True)
 
 
 def _is_loopback(host: str) -> bool:
@@ -378,6 +407,80 @@ def keys_list() -> None:
 
     for line in _reading(rows):
         click.echo(line)
+
+
+@main.group()
+def webhook() -> None:
+    """Signed webhook endpoints (Standard Webhooks)."""
+
+
+def _tenant_id(db: Session, tenant_name: str | None) -> int:
+    from .services import tokens
+
+    return tokens.get_tenant(db, tenant_name).id
+
+
+@webhook.command("add")
+@click.argument("url")
+@click.option("--events", default=None, help="Comma-separated types (default: all).")
+@_TENANT_OPTION
+def webhook_add(url: str, events: str | None, tenant_name: str | None) -> None:
+    """Register URL; prints its id, URL and types, and the secret alone on the last line
+    (shown once)."""
+    from .services import webhooks
+
+    body: dict[str, Any] = {"url": url}
+    if events is not None:
+        body["events"] = [name.strip() for name in events.split(",") if name.strip()]
+    created = _writing(
+        lambda db: webhooks.create_webhook(db, _tenant_id(db, tenant_name), body))
+    click.echo(f"id:     {created['id']}")
+    click.echo(f"url:    {created['url']}")
+    click.echo(f"events: {','.join(created['events'])}")
+    click.echo(created["secret"])
+
+
+@webhook.command("list")
+@_TENANT_OPTION
+def webhook_list(tenant_name: str | None) -> None:
+    """The tenant's webhooks: id, URL, types and state, tab-separated."""
+    from .services import webhooks
+
+    listed = _reading(lambda db: webhooks.list_webhooks(db, _tenant_id(db, tenant_name)))
+    for hook in listed["webhooks"]:
+        click.echo(f"{hook['id']}\t{hook['url']}\t{','.join(hook['events'])}\t{hook['state']}")
+
+
+@webhook.command("remove")
+@click.argument("webhook_id")
+@_TENANT_OPTION
+def webhook_remove(webhook_id: str, tenant_name: str | None) -> None:
+    from .services import webhooks
+
+    _writing(lambda db: webhooks.delete_webhook(db, _tenant_id(db, tenant_name), webhook_id))
+    click.echo(f"removed {webhook_id}")
+
+
+@main.group("events")
+def events_group() -> None:
+    """The event log's deliveries."""
+
+
+@events_group.command("replay")
+@click.argument("event_id", required=False)
+@click.option("--dead", is_flag=True, help="Replay every dead delivery of the tenant.")
+@_TENANT_OPTION
+def events_replay(event_id: str | None, dead: bool, tenant_name: str | None) -> None:
+    """Send EVENT_ID's dead deliveries again (or, with --dead, all of them), same ids."""
+    from .services import deliveries
+
+    if (event_id is None) == (not dead):
+        raise click.UsageError("give an EVENT_ID or --dead, not both")
+    replayed = _writing(lambda db: (
+        deliveries.replay_event(db, _tenant_id(db, tenant_name), event_id) if event_id
+        else deliveries.replay_all(db, _tenant_id(db, tenant_name), {"state": "dead"})
+    ))
+    click.echo(f"replayed {replayed['replayed']}")
 
 
 if __name__ == "__main__":

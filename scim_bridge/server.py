@@ -1,4 +1,6 @@
-"""Production serving with gunicorn: each worker builds its own app (and engine) after fork.
+"""Production serving with gunicorn: each worker builds its own app (and engine) after fork,
+and, unless turned off, starts its own delivery worker thread there (threads do not survive a
+fork, and each process's commits ring its own worker's doorbell).
 
 Metrics: every worker writes its values to files in one directory (metrics.py), and a worker
 that exits is marked dead there. :func:`listen_for_metrics` serves those files' sums on
@@ -24,9 +26,10 @@ METRICS_HOST = "127.0.0.1"
 
 
 class _Server(BaseApplication):  # type: ignore[misc]
-    def __init__(self, settings: Settings, options: dict[str, Any]) -> None:
+    def __init__(self, settings: Settings, options: dict[str, Any], *, deliver: bool) -> None:
         self._settings = settings
         self._options = options
+        self._deliver = deliver
         super().__init__()
 
     def load_config(self) -> None:
@@ -37,11 +40,15 @@ class _Server(BaseApplication):  # type: ignore[misc]
         from .app import create_app
         from .proxy import TrustedProxy
 
-        return TrustedProxy(create_app(self._settings), self._settings.forwarded_allow_ips)
+        app = create_app(self._settings)
+        if self._deliver:  # load() runs in the worker process, after the fork
+            app.extensions["scim_bridge"].delivery_worker().start()
+        return TrustedProxy(app, self._settings.forwarded_allow_ips)
 
 
 def run(settings: Settings, *, host: str, port: int, workers: int, threads: int,
-        metrics_port: int | None = None, log_format: str | None = None) -> None:
+        metrics_port: int | None = None, log_format: str | None = None,
+        deliver: bool = True) -> None:
     _Server(
         settings,
         {
@@ -61,6 +68,7 @@ def run(settings: Settings, *, host: str, port: int, workers: int, threads: int,
             "child_exit": _child_exit,
             "when_ready": _announcing_metrics(metrics_port),
         },
+        deliver=deliver,
     ).run()
 
 

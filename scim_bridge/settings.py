@@ -79,6 +79,22 @@ class Settings:
     #: Reverse proxies (addresses or networks, comma-separated, or ``*``) whose
     #: X-Forwarded-For and X-Forwarded-Proto are believed; gunicorn's default.
     forwarded_allow_ips: str = "127.0.0.1,::1"
+    #: ``scim-bridge serve`` runs the delivery worker in every gunicorn worker process
+    #: (``serve --no-worker`` or false here when ``scim-bridge worker`` runs apart).
+    embedded_worker: bool = True
+    #: Seconds after which a delivery that keeps failing is given up (dead-lettered).
+    delivery_give_up: int = 3 * 24 * 3600
+    #: Seconds a worker holds a claimed delivery; a crashed worker's rows return after this.
+    delivery_lease: int = 60
+    #: Exponential backoff with full jitter: ``uniform(0, min(cap, base * 2**attempts))``.
+    delivery_backoff_base_ms: int = 1000
+    delivery_backoff_cap: int = 3600
+    #: Seconds one HTTP delivery may take (connect, send, answer); under half the lease.
+    delivery_timeout: int = 10
+    #: Milliseconds between polls when no commit rang (covers other instances' commits).
+    delivery_poll_ms: int = 1000
+    #: Deliveries one worker sends at once: a slow receiver holds one slot, not the others.
+    delivery_concurrency: int = 8
     #: "Now" (aware UTC) for session expiry and token times; tests pass a clock they move.
     clock: Callable[[], dt.datetime] = utc_now
 
@@ -94,8 +110,16 @@ class Settings:
                 f"{env_name('max_session_ttl')}={self.max_session_ttl}; "
                 "lower it or raise the maximum"
             )
-        if type(self.revoke_on_group_add) is not bool:
-            raise SettingsError(f"{env_name('revoke_on_group_add')} must be true or false")
+        for name in _BOOLEANS:
+            if type(getattr(self, name)) is not bool:
+                raise SettingsError(f"{env_name(name)} must be true or false")
+        if 2 * self.delivery_timeout >= self.delivery_lease:
+            # A claimed row may wait for one delivery before its own: both fit in the lease.
+            raise SettingsError(
+                f"{env_name('delivery_timeout')}={self.delivery_timeout} must be shorter than "
+                f"half of {env_name('delivery_lease')}={self.delivery_lease}, or a slow "
+                "delivery could be sent twice at once"
+            )
         if self.log_format not in LOG_FORMATS:
             raise SettingsError(f"{env_name('log_format')}={self.log_format!r} is not a log "
                                 f"format; set {' or '.join(LOG_FORMATS)}")
@@ -120,7 +144,7 @@ class Settings:
                 continue
             if field.name in _INT_RANGES:
                 values[field.name] = _integer(field.name, raw)
-            elif field.name == "revoke_on_group_add":
+            elif field.name in _BOOLEANS:
                 values[field.name] = _boolean(field.name, raw)
             else:
                 values[field.name] = raw
@@ -139,7 +163,16 @@ _INT_RANGES: dict[str, tuple[int, int]] = {
     "max_page_size": (1, _INT_MAX),
     "request_log_retention": (1, _INT_MAX),
     "sqlite_busy_timeout_ms": (0, _INT_MAX),
+    "delivery_give_up": (1, _INT_MAX),
+    # A claim's lease is at most a minute, so a crashed worker's rows come back within one.
+    "delivery_lease": (2, 60),
+    "delivery_backoff_base_ms": (1, 3_600_000),
+    "delivery_backoff_cap": (1, _INT_MAX),
+    "delivery_timeout": (1, 29),
+    "delivery_poll_ms": (10, 60_000),
+    "delivery_concurrency": (1, 256),
 }
+_BOOLEANS = {"revoke_on_group_add", "embedded_worker"}
 
 
 def _integer(name: str, raw: str) -> int:

@@ -90,6 +90,14 @@ BAD_SETTINGS = [
     ("SQLITE_BUSY_TIMEOUT_MS", "-1"),
     ("SQLITE_BUSY_TIMEOUT_MS", "30s"),
     ("LOG_FORMAT", "xml"),
+    ("EMBEDDED_WORKER", "sometimes"),
+    ("DELIVERY_GIVE_UP", "3 days"),
+    ("DELIVERY_LEASE", "61"),  # a claim's lease is at most a minute
+    ("DELIVERY_TIMEOUT", "60"),  # must be under half the lease
+    ("DELIVERY_BACKOFF_BASE_MS", "0"),
+    ("DELIVERY_BACKOFF_CAP", "-1"),
+    ("DELIVERY_POLL_MS", "1"),
+    ("DELIVERY_CONCURRENCY", "0"),
 ]
 
 
@@ -119,7 +127,9 @@ def test_every_setting_can_be_set_from_the_environment(field):
              "revoke_on_group_add": "true", "signing_key_file": "/etc/bridge/key.pem",
              "default_session_ttl": "60", "max_session_ttl": "86400",
              "log_format": "text",
-             "forwarded_allow_ips": "10.0.0.0/8,::1"}.get(field, "2048")
+             "forwarded_allow_ips": "10.0.0.0/8,::1",
+             "embedded_worker": "false", "delivery_lease": "30", "delivery_timeout": "5",
+             "delivery_concurrency": "16"}.get(field, "2048")
     settings = Settings.from_env({env_name(field): value})
     assert str(getattr(settings, field)).lower() == value
 
