@@ -7,18 +7,19 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, exists, func, or_, select
+from sqlalchemy import ColumnElement, and_, case, func, select
 from sqlalchemy.orm import Session
 
 from ..db import utcnow
 from ..errors import InvalidValue, NotFound
 from ..events.record import FORCE_LOGOUT, Cause
-from ..models import AppSession, Group, Membership, User, UserValue
+from ..models import AppSession, User
 from ..parameters import integer
 from ..revocation.choke import revoke_user_sessions
-from ..scim.formats import fold, iso
+from ..scim.formats import iso
 from ..scim.schema import USER_TYPE
 from ..store.filters import compile_filter
+from ..store.user_search import after_cursor, cursor_of, in_group, matching_prefix, scim_filter
 from . import Actor
 from .common import missing_users, shown
 from .users import groups_of
@@ -30,71 +31,80 @@ _CHUNK = 5000
 def list_users(
     db: Session, tenant_id: int, params: Mapping[str, Any], max_count: int
 ) -> dict[str, Any]:
-    """Users of the tenant by userName, filtered by ``search``, ``group`` and ``active``."""
-    conditions = [User.tenant_id == tenant_id]
-    search = (params.get("search") or "").strip()
-    if search:
-        conditions.append(_matches(search.lower()))
-    group = (params.get("group") or "").strip()
-    if group:
-        conditions.append(
-            exists().where(
-                Membership.user_id == User.id,
-                Membership.group_id == Group.id,
-                Group.tenant_id == tenant_id,
-                or_(Group.id == group, Group.display_name_key == fold(group)),
-            )
-        )
-    active = (params.get("active") or "").strip().lower()
-    if active:
-        if active not in ("true", "false"):
-            raise InvalidValue("'active' must be 'true' or 'false'")
-        deactivated = User.active.is_(False)
-        conditions.append(~deactivated if active == "true" else deactivated)
-    start = integer("startIndex", params.get("startIndex"), 1, low=1)
+    """Users of the tenant by userName, filtered by ``search`` (a prefix), ``group``,
+    ``active`` and a SCIM ``filter``; paged by ``startIndex`` or by the cursor ``after``.
+
+    Three queries a page whatever its size (users, their groups, their sessions), plus the
+    total."""
+    conditions = selection(tenant_id, params)
     count = integer("count", params.get("count"), DEFAULT_COUNT, high=max_count)
+    after = _text(params, "after")
+    page = select(User).where(*conditions).order_by(User.user_name_key, User.id)
+    if after:
+        if params.get("startIndex") not in (None, ""):
+            raise InvalidValue("send 'after' or 'startIndex', not both")
+        page, start = page.where(after_cursor(after)), 1
+    else:
+        start = integer("startIndex", params.get("startIndex"), 1, low=1)
+        page = page.offset(start - 1)
     total = db.scalar(select(func.count()).select_from(User).where(*conditions)) or 0
-    users = list(
-        db.scalars(
-            select(User)
-            .where(*conditions)
-            .order_by(User.user_name_key, User.id)
-            .offset(start - 1)
-            .limit(count)
-        )
-    ) if count else []
+    users = list(db.scalars(page.limit(count + 1))) if count else []
+    more, users = len(users) > count, users[:count]
     ids = [user.id for user in users]
-    groups, live = groups_of(db, ids), live_session_counts(db, ids)
+    groups, sessions = groups_of(db, ids), session_summaries(db, ids)
     return {
         "total_results": total,
         "start_index": start,
         "items_per_page": len(users),
+        "next_cursor": cursor_of(users[-1]) if more else None,
         "users": [
             {
                 **user_summary(user),
                 "externalId": user.external_id,
                 "groups": [{"id": gid, "displayName": name} for gid, name in groups[user.id]],
-                "active_sessions": live.get(user.id, 0),
+                **sessions.get(user.id, _NO_SESSIONS),
             }
             for user in users
         ],
     }
 
 
-def _matches(needle: str) -> ColumnElement[bool]:
-    """Case-insensitive substring search over names and emails."""
-    return or_(
-        User.user_name_key.contains(needle, autoescape=True),
-        func.lower(User.display_name).contains(needle, autoescape=True),
-        func.lower(User.name_given).contains(needle, autoescape=True),
-        func.lower(User.name_family).contains(needle, autoescape=True),
-        User.external_id == needle,
-        exists().where(
-            UserValue.user_id == User.id,
-            UserValue.attribute == "emails",
-            UserValue.value_key.contains(needle, autoescape=True),
-        ),
-    )
+#: The selection parameters the list and Bulk User Logout share.
+SELECTION = ("search", "group", "active", "filter")
+_NO_SESSIONS: dict[str, Any] = {"active_sessions": 0, "sessions_by_client": {},
+                                "last_session_at": None}
+
+
+def _text(params: Mapping[str, Any], name: str) -> str:
+    raw = params.get(name)
+    if raw is None:
+        return ""
+    if not isinstance(raw, str) or "\x00" in raw:
+        raise InvalidValue(f"'{name}' must be a string without NUL characters")
+    return raw.strip()
+
+
+def selection(tenant_id: int, params: Mapping[str, Any]) -> list[ColumnElement[bool]]:
+    """The WHERE clauses of ``search``, ``group``, ``active`` and ``filter``."""
+    conditions: list[ColumnElement[bool]] = [User.tenant_id == tenant_id]
+    search = _text(params, "search")
+    if search:
+        conditions.append(matching_prefix(tenant_id, search))
+    group = _text(params, "group")
+    if group:
+        conditions.append(in_group(tenant_id, group))
+    active = params.get("active")
+    active = ("true" if active else "false") if isinstance(active, bool) else _text(
+        params, "active").lower()
+    if active:
+        if active not in ("true", "false"):
+            raise InvalidValue("'active' must be 'true' or 'false'")
+        deactivated = User.active.is_(False)
+        conditions.append(~deactivated if active == "true" else deactivated)
+    text = _text(params, "filter")
+    if text:
+        conditions.append(scim_filter(text))
+    return conditions
 
 
 def user_summary(user: User) -> dict[str, Any]:
@@ -112,6 +122,32 @@ def live_session_counts(db: Session, user_ids: Sequence[str]) -> dict[str, int]:
         .group_by(AppSession.user_id)
     )
     return {user_id: count for user_id, count in rows}
+
+
+def session_summaries(db: Session, user_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Per user: live sessions in all and by client, and when the latest session started
+    (live or not), in one grouped query."""
+    if not user_ids:
+        return {}
+    now = utcnow()
+    live = case((and_(AppSession.revoked_at.is_(None), AppSession.expires_at > now), 1), else_=0)
+    rows = db.execute(
+        select(AppSession.user_id, AppSession.client, func.sum(live),
+               func.max(AppSession.created_at))
+        .where(AppSession.user_id.in_(user_ids))
+        .group_by(AppSession.user_id, AppSession.client)
+    )
+    summaries: dict[str, dict[str, Any]] = {}
+    for user_id, client, live_count, started in rows:
+        summary = summaries.setdefault(user_id, {"active_sessions": 0, "sessions_by_client": {},
+                                                 "last_session_at": None})
+        if live_count:
+            summary["sessions_by_client"][client] = int(live_count)
+            summary["active_sessions"] += int(live_count)
+        latest = iso(started)
+        if summary["last_session_at"] is None or latest > summary["last_session_at"]:
+            summary["last_session_at"] = latest
+    return summaries
 
 
 def user_sessions(
