@@ -7,7 +7,8 @@ from __future__ import annotations
 from flask import Blueprint, Response, g, jsonify, request
 
 from ..auth import authenticate
-from ..services import Actor, admin, audit
+from ..errors import InvalidValue
+from ..services import Actor, admin, audit, tokens
 from .context import bridge, json_body, settings
 from .transaction import db
 
@@ -59,3 +60,24 @@ def list_requests() -> Response:
     return jsonify(audit.list_requests(db(), g.actor.tenant_id, request.args, _max()))
 
 
+
+
+@bp.get("/tokens")
+def list_tokens() -> Response:
+    return jsonify({"tokens": tokens.tenant_tokens(db(), g.actor.tenant_id)})
+
+
+@bp.post("/tokens")
+def create_token() -> tuple[Response, int]:
+    return jsonify(tokens.mint_tenant_token(db(), g.principal.tenant_name, json_body())), 201
+
+
+@bp.delete("/tokens/<name>")
+def revoke_token(name: str) -> Response:
+    allow_self = request.args.get("self", "false").strip().lower()
+    if allow_self not in ("true", "false"):
+        raise InvalidValue("'self' must be 'true' or 'false'")
+    return jsonify(tokens.revoke_tenant_token(
+        db(), g.principal.tenant_name, name,
+        current=g.principal.token_name, allow_self=allow_self == "true",
+    ))
