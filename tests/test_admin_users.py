@@ -154,3 +154,92 @@ def test_every_field_of_a_prefix_search_is_an_index_range_scan(app, staff):
         assert "user_name_key>? AND user_name_key<?" in plan, plan  # the unique index
         assert "ix_user_values_attribute_value_key" in plan, plan
         assert "SCAN users" not in plan and "SCAN user_values" not in plan, plan
+
+
+def _live(admin) -> dict[str, int]:
+    return {u["userName"]: u["active_sessions"] for u in admin.get("/users").json()["users"]}
+
+
+def _access(admin) -> dict[str, tuple[bool, list[str]]]:
+    return {u["userName"]: (u["active"], [g["id"] for g in u["groups"]])
+            for u in admin.get("/users").json()["users"]}
+
+
+def test_a_dry_run_of_the_search_counts_exactly_and_ends_nothing(admin, staff):
+    before = _live(admin)
+    response = admin.post("/force-logout", json={"search": "r", "dry_run": True})
+    assert response.status_code == 200, response.text
+    preview = response.json()
+    assert (preview["users"], preview["sessions"]) == (1, 1) and preview["confirm"]
+    everyone = admin.post("/force-logout", json={"group": staff["tardis"]["id"],
+                                                 "dry_run": True}).json()
+    assert (everyone["users"], everyone["sessions"]) == (2, 4)
+    assert _live(admin) == before
+
+
+def test_a_confirmed_bulk_logout_of_an_unchanged_selection_runs(admin, staff):
+    selection = {"group": staff["tardis"]["id"], "active": True}
+    access = _access(admin)
+    preview = admin.post("/force-logout", json={**selection, "dry_run": True}).json()
+    response = admin.post("/force-logout", json={**selection, "confirm": preview["confirm"]})
+    assert response.status_code == 200, response.text
+    assert response.json() == {"users": 2, "revoked_sessions": 4}
+    assert _live(admin) == {"amy@example.com": 0, "rory@example.com": 0, "Clara@Example.com": 0}
+    assert _access(admin) == access  # a session reset, never an access change
+
+
+def test_a_new_session_since_the_preview_is_a_409_and_nothing_ends(admin, api, staff):
+    selection = {"search": "amy"}
+    preview = admin.post("/force-logout", json={**selection, "dry_run": True}).json()
+    start_session(api, client="kiosk", user_id=staff["amy"]["id"])
+    before = _live(admin)
+    response = admin.post("/force-logout", json={**selection, "confirm": preview["confirm"]})
+    assert response.status_code == 409, response.text
+    assert "dry run again" in response.json()["error_description"]
+    assert _live(admin) == before and before["amy@example.com"] == 4
+
+
+def test_a_user_joining_the_selection_since_the_preview_is_a_409(admin, scim, staff):
+    selection = {"search": "r"}
+    preview = admin.post("/force-logout", json={**selection, "dry_run": True}).json()
+    create_user(scim, "river@example.com")
+    before = _live(admin)
+    response = admin.post("/force-logout", json={**selection, "confirm": preview["confirm"]})
+    assert response.status_code == 409
+    assert _live(admin) == before
+
+
+def test_a_confirmation_is_bound_to_its_tenant_and_selection(app, admin, staff):
+    preview = admin.post("/force-logout", json={"search": "amy", "dry_run": True}).json()
+    moved = admin.post("/force-logout", json={"search": "rory", "confirm": preview["confirm"]})
+    assert moved.status_code == 409
+    with admin_client(app, "other-console", tenant="other") as other:
+        assert other.post("/force-logout", json={"search": "amy", "confirm": preview[
+            "confirm"]}).status_code == 409
+    assert _live(admin)["amy@example.com"] == 3
+
+
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"search": "amy", "confirm": "nonsense"}, "confirm"),
+        ({"search": "amy", "confirm": 12}, "confirm"),
+        ({"search": "amy", "dry_run": True, "confirm": "1.x"}, "confirm"),
+        ({"search": 5}, "search"),
+        ({"group": ["x"]}, "group"),
+        ({"active": "maybe"}, "active"),
+        ({"user_ids": [], "search": "amy"}, "user_ids"),
+    ],
+)
+def test_bad_bulk_requests_are_a_400_and_end_nothing(admin, staff, body, field):
+    before = _live(admin)
+    response = admin.post("/force-logout", json=body)
+    assert response.status_code == 400, response.text
+    assert field in response.json()["error_description"]
+    assert _live(admin) == before
+
+
+def test_an_expired_confirmation_is_a_409(admin, staff):
+    response = admin.post("/force-logout", json={"search": "amy", "confirm": "1.AAAA"})
+    assert response.status_code == 409 and "expired" in response.text
+    assert _live(admin)["amy@example.com"] == 3

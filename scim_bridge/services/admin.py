@@ -17,10 +17,8 @@ from ..models import AppSession, User
 from ..parameters import integer
 from ..revocation.choke import revoke_user_sessions
 from ..scim.formats import iso
-from ..scim.schema import USER_TYPE
-from ..store.filters import compile_filter
 from ..store.user_search import after_cursor, cursor_of, in_group, matching_prefix, scim_filter
-from . import Actor
+from . import Actor, confirmations
 from .common import missing_users, shown
 from .users import groups_of
 
@@ -189,35 +187,57 @@ def force_logout_user(db: Session, actor: Actor, user_id: str) -> int:
         select(User.id).where(User.id == user_id, User.tenant_id == actor.tenant_id)
     ) is None:
         raise NotFound(f"no user with id '{user_id}'")
-    return _force_logout(db, actor, [user_id])
+    return sum(len(ids) for ids in _force_logout(db, actor, [user_id]).values())
 
 
-def bulk_logout(db: Session, actor: Actor, body: Any) -> dict[str, int]:
-    """Bulk User Logout by ``user_ids`` or a SCIM ``filter``; ``dry_run`` only counts."""
+def bulk_logout(db: Session, actor: Actor, body: Any) -> dict[str, Any]:
+    """Bulk User Logout by ``user_ids`` or by the list's selection (``search``, ``group``,
+    ``active``, ``filter``). ``dry_run`` ends nothing and returns the counts with a ``confirm``
+    value; a call with ``confirm`` ends sessions only if the same users and sessions still
+    match (else 409 and nothing ends); without it, whatever matches now is ended."""
     if not isinstance(body, Mapping):
         raise InvalidValue("the request body must be a JSON object")
-    if ("user_ids" in body) == ("filter" in body):
-        raise InvalidValue("send exactly one of 'user_ids' (a list of ids) or 'filter'")
+    selected = [name for name in SELECTION if name in body]
+    if ("user_ids" in body) == bool(selected):
+        raise InvalidValue("send either 'user_ids' (a list of ids) or a selection: "
+                           f"{', '.join(repr(name) for name in SELECTION)}")
     dry_run = body.get("dry_run", False)
     if not isinstance(dry_run, bool):
         raise InvalidValue("'dry_run' must be true or false")
-    if "filter" in body:
-        text = body["filter"]
-        if not isinstance(text, str) or not text.strip() or "\x00" in text:
-            raise InvalidValue("'filter' must be a SCIM filter, e.g. 'title eq \"Nurse\"'")
+    if dry_run and "confirm" in body:
+        raise InvalidValue("'confirm' goes with the real call, not with 'dry_run'")
+    if "filter" in body and (not isinstance(body["filter"], str) or not body["filter"].strip()):
+        raise InvalidValue("'filter' must be a SCIM filter, e.g. 'title eq \"Nurse\"'")
+    if selected:
         user_ids = list(db.scalars(
-            select(User.id).where(User.tenant_id == actor.tenant_id,
-                                  compile_filter(text, USER_TYPE))
-        ))
+            select(User.id).where(*selection(actor.tenant_id, body)).order_by(User.id)))
     else:
         user_ids = _existing(db, actor.tenant_id, body["user_ids"])
     if dry_run:
-        live: dict[str, int] = {}
-        for start in range(0, len(user_ids), _CHUNK):
-            live.update(live_session_counts(db, user_ids[start : start + _CHUNK]))
-        return {"users": len(user_ids), "revoked_sessions": 0,
-                "active_sessions": sum(live.values())}
-    return {"users": len(user_ids), "revoked_sessions": _force_logout(db, actor, user_ids)}
+        unrevoked, live = _unrevoked_sessions(db, actor.tenant_id, user_ids)
+        return {"users": len(user_ids), "sessions": live, "active_sessions": live,
+                "revoked_sessions": 0,
+                "confirm": confirmations.issue(db, actor.tenant_id, user_ids, unrevoked)}
+    revoked = _force_logout(db, actor, user_ids)
+    if "confirm" in body:
+        # Checked against what was just ended, in this transaction: a 409 rolls it all back.
+        ended = [sid for sids in revoked.values() for sid in sids]
+        confirmations.check(db, actor.tenant_id, body["confirm"], user_ids, ended)
+    return {"users": len(user_ids), "revoked_sessions": sum(len(s) for s in revoked.values())}
+
+
+def _unrevoked_sessions(db: Session, tenant_id: int, user_ids: list[str]) -> tuple[list[str], int]:
+    """The ids of the users' unrevoked sessions (what a logout would mark) and how many of
+    them are live (not yet expired)."""
+    now, ids, live = utcnow(), [], 0
+    for start in range(0, len(user_ids), _CHUNK):
+        rows = db.execute(select(AppSession.id, AppSession.expires_at).where(
+            AppSession.tenant_id == tenant_id, AppSession.revoked_at.is_(None),
+            AppSession.user_id.in_(user_ids[start : start + _CHUNK])))
+        for session_id, expires_at in rows:
+            ids.append(session_id)
+            live += expires_at > now
+    return ids, live
 
 
 def _existing(db: Session, tenant_id: int, raw: Any) -> list[str]:
@@ -233,12 +253,11 @@ def _existing(db: Session, tenant_id: int, raw: Any) -> list[str]:
     return ids
 
 
-def _force_logout(db: Session, actor: Actor, user_ids: list[str]) -> int:
-    revoked = revoke_user_sessions(
+def _force_logout(db: Session, actor: Actor, user_ids: list[str]) -> dict[str, list[str]]:
+    return revoke_user_sessions(
         db,
         tenant_id=actor.tenant_id,
         user_ids=user_ids,
         cause=Cause(FORCE_LOGOUT, actor.name, detail="forced logout by an admin"),
         record_without_sessions=False,
     )
-    return sum(len(ids) for ids in revoked.values())
