@@ -243,3 +243,78 @@ def test_an_expired_confirmation_is_a_409(admin, staff):
     response = admin.post("/force-logout", json={"search": "amy", "confirm": "1.AAAA"})
     assert response.status_code == 409 and "expired" in response.text
     assert _live(admin)["amy@example.com"] == 3
+
+
+def _member_patch(op: str, user_id: str) -> dict:
+    if op == "add":
+        return patch({"op": "add", "path": "members", "value": [{"value": user_id}]})
+    return patch({"op": "remove", "path": f'members[value eq "{user_id}"]'})
+
+
+def test_a_users_history_tells_what_happened_newest_first(admin, scim, api, staff):
+    rory = staff["rory"]["id"]
+    tardis = staff["tardis"]["id"]
+    console = create_group(scim, "Console")
+    assert scim.patch(f"/Groups/{console['id']}", json=_member_patch("add", rory)).is_success
+    assert scim.patch(f"/Groups/{tardis}", json=_member_patch("remove", rory)).is_success
+    start_session(api, client="web", user_id=rory)
+    assert scim.patch(f"/Users/{rory}", json=patch(
+        {"op": "replace", "value": {"active": False}})).is_success
+    assert scim.patch(f"/Users/{rory}", json=patch(
+        {"op": "replace", "value": {"active": True}})).is_success
+    start_session(api, client="kiosk", user_id=rory)
+    admin.post(f"/users/{rory}/force-logout")
+    response = admin.get(f"/users/{rory}/history")
+    assert response.status_code == 200, response.text
+    history = response.json()["events"]
+    assert [(e["type"], e["group_name"], len(e["session_ids"])) for e in history] == [
+        ("force_logout", None, 1),
+        ("user_reactivated", None, 0),
+        ("user_deactivated", None, 1),
+        ("member_removed", "Tardis", 1),
+        ("member_added", "Console", 0),
+        ("member_added", "Tardis", 0),
+        ("user_created", None, 0),
+    ]
+    assert history[0]["actor"] == "admin:console"
+    assert {e["actor"] for e in history[1:]} == {"scim:okta-prod"}
+    assert [e["id"] for e in history] == sorted((e["id"] for e in history), reverse=True)
+
+
+def test_history_pages_with_a_cursor_and_stays_in_the_tenant(app, admin, scim, staff):
+    amy = staff["amy"]["id"]
+    admin.post(f"/users/{amy}/force-logout")
+    everything = admin.get(f"/users/{amy}/history").json()["events"]
+    seen, cursor = [], None
+    while True:
+        body = admin.get(f"/users/{amy}/history",
+                         params={"count": 1, **({"before": cursor} if cursor else {})}).json()
+        seen += body["events"]
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == everything and len(seen) >= 3
+    assert admin.get(f"/users/{amy}/history", params={"before": "x"}).status_code == 400
+    assert admin.get(f"/users/{amy}/history", params={"count": "ten"}).status_code == 400
+    assert admin.get("/users/nobody/history").status_code == 404
+    with admin_client(app, "other-console", tenant="other") as other:
+        assert other.get(f"/users/{amy}/history").status_code == 404
+
+
+def test_a_users_sessions_say_what_ended_each(admin, scim, api, staff):
+    rory = staff["rory"]["id"]
+    assert scim.patch(f"/Groups/{staff['tardis']['id']}",
+                      json=_member_patch("remove", rory)).is_success
+    start_session(api, client="web", user_id=rory)
+    admin.post(f"/users/{rory}/force-logout")
+    live = start_session(api, client="kiosk", user_id=rory)
+    sessions = admin.get(f"/users/{rory}/sessions").json()["sessions"]
+    assert [(s["client"], s["active"]) for s in sessions] == [
+        ("kiosk", True), ("web", False), ("mobile", False)]
+    assert sessions[0]["session_id"] == live["session_id"]
+    assert sessions[0]["revocation"] is None
+    assert (sessions[1]["revocation"]["type"], sessions[1]["revocation"]["actor"]) == (
+        "force_logout", "admin:console")
+    assert (sessions[2]["revocation"]["type"], sessions[2]["revocation"]["actor"]) == (
+        "member_removed", "scim:okta-prod")
+    assert all(s["expires_at"] and s["created_at"] for s in sessions)

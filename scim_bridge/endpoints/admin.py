@@ -39,6 +39,11 @@ def user_sessions(user_id: str) -> Response:
     return jsonify(admin.user_sessions(db(), g.actor.tenant_id, user_id, request.args, _max()))
 
 
+@bp.get("/users/<user_id>/history")
+def user_history(user_id: str) -> Response:
+    return jsonify(audit.user_history(db(), g.actor.tenant_id, user_id, request.args, _max()))
+
+
 @bp.post("/users/<user_id>/force-logout")
 def force_logout_user(user_id: str) -> Response:
     revoked = admin.force_logout_user(db(), g.actor, user_id)

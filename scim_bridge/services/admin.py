@@ -18,7 +18,7 @@ from ..parameters import integer
 from ..revocation.choke import revoke_user_sessions
 from ..scim.formats import iso
 from ..store.user_search import after_cursor, cursor_of, in_group, matching_prefix, scim_filter
-from . import Actor, confirmations
+from . import Actor, audit, confirmations
 from .common import missing_users, shown
 from .users import groups_of
 
@@ -151,17 +151,20 @@ def session_summaries(db: Session, user_ids: Sequence[str]) -> dict[str, dict[st
 def user_sessions(
     db: Session, tenant_id: int, user_id: str, params: Mapping[str, Any], max_count: int
 ) -> dict[str, Any]:
-    """A user's sessions, newest first, live and ended (a deleted user's history included)."""
+    """A user's sessions, newest first, live and ended (a deleted user's history included),
+    each ended one with the event that ended it (``revocation``: type, actor, detail, time)."""
     user = db.scalar(select(User).where(User.id == user_id, User.tenant_id == tenant_id))
     mine = [AppSession.tenant_id == tenant_id, AppSession.user_id == user_id]
     if user is None and db.scalar(select(AppSession.id).where(*mine).limit(1)) is None:
         raise NotFound(f"no user with id '{user_id}'")
     count = integer("count", params.get("count"), 100, high=max_count)
     now = utcnow()
-    rows = db.scalars(
+    rows = list(db.scalars(
         select(AppSession).where(*mine)
         .order_by(AppSession.created_at.desc(), AppSession.id).limit(count)
-    )
+    ))
+    causes = audit.revocation_causes(db, tenant_id, user_id, rows[-1].created_at) if any(
+        row.revoked_at for row in rows) else {}
     sessions = [
         {
             "session_id": row.id,
@@ -170,6 +173,7 @@ def user_sessions(
             "expires_at": iso(row.expires_at),
             "revoked_at": iso(row.revoked_at) if row.revoked_at else None,
             "active": row.revoked_at is None and row.expires_at > now,
+            "revocation": causes.get(row.id),
         }
         for row in rows
     ]
