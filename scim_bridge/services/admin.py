@@ -17,7 +17,14 @@ from ..models import AppSession, User
 from ..parameters import integer
 from ..revocation.choke import revoke_user_sessions
 from ..scim.formats import iso
-from ..store.user_search import after_cursor, cursor_of, in_group, matching_prefix, scim_filter
+from ..store.user_search import (
+    after_cursor,
+    cursor_of,
+    in_group,
+    in_tenant,
+    matching_prefix,
+    scim_filter,
+)
 from . import Actor, audit, confirmations
 from .common import missing_users, shown
 from .users import groups_of
@@ -84,11 +91,10 @@ def _text(params: Mapping[str, Any], name: str) -> str:
 
 def selection(tenant_id: int, params: Mapping[str, Any]) -> list[ColumnElement[bool]]:
     """The WHERE clauses of ``search``, ``group``, ``active`` and ``filter``."""
-    conditions: list[ColumnElement[bool]] = [User.tenant_id == tenant_id]
-    search = _text(params, "search")
+    search, group = _text(params, "search"), _text(params, "group")
+    conditions = [in_tenant(tenant_id, selective=bool(search or group))]
     if search:
         conditions.append(matching_prefix(tenant_id, search))
-    group = _text(params, "group")
     if group:
         conditions.append(in_group(tenant_id, group))
     active = params.get("active")
