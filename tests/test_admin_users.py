@@ -318,3 +318,30 @@ def test_a_users_sessions_say_what_ended_each(admin, scim, api, staff):
     assert (sessions[2]["revocation"]["type"], sessions[2]["revocation"]["actor"]) == (
         "member_removed", "scim:okta-prod")
     assert all(s["expires_at"] and s["created_at"] for s in sessions)
+
+
+def test_a_page_costs_the_same_few_queries_whatever_its_size(app, admin, scim, api):
+    from sqlalchemy import event
+
+    for number in range(12):
+        user = create_user(scim, f"member{number:02d}@example.com")
+        start_session(api, client="web", user_id=user["id"])
+        create_group(scim, f"Team {number}", [user["id"]])
+    engine = app.extensions["scim_bridge"].engine
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        sizes = []
+        for size in (2, 12):
+            statements.clear()
+            body = admin.get("/users", params={"count": size}).json()
+            assert len(body["users"]) == size and all(u["groups"] for u in body["users"])
+            sizes.append(len([s for s in statements if s.lstrip().upper().startswith("SELECT")]))
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    # the token, the total, the users, their groups, their sessions
+    assert sizes == [5, 5], statements
