@@ -16,7 +16,7 @@ from .sessionkit import admin_client, start_session
 
 @pytest.fixture
 def staff(scim, api):
-    amy = create_user(scim, "amy@example.com", displayName="Amy Pond",
+    amy = create_user(scim, "amy@example.com", displayName="Amy Pond", externalId="00uAMY",
                       name={"givenName": "Amelia", "familyName": "Pond"},
                       emails=[{"value": "a.pond@Leadworth.example", "primary": True}])
     rory = create_user(scim, "rory@example.com", displayName="Rory Williams",
@@ -45,6 +45,8 @@ def _names(response) -> list[str]:
         ("OSW", ["Clara@Example.com"]),  # familyName
         ("a.pond@lead", ["amy@example.com"]),  # an email
         ("clara@EXAMPLE", ["Clara@Example.com"]),  # case-insensitive on the stored case
+        ("00uAMY", ["amy@example.com"]),  # the IdP's externalId, exactly
+        ("00uam", []),
         ("example.com", []),  # a prefix, not a substring
         ("%", []),
         ("_", []),

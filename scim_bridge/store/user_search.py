@@ -83,7 +83,7 @@ def _starts_with(column: Any, prefix: str) -> ColumnElement[bool]:
 
 def matching_prefix(tenant_id: int, text: str) -> ColumnElement[bool]:
     """Users whose userName, displayName, given or family name or an email starts with
-    ``text``, case-insensitively: a union of index range scans, one per field."""
+    ``text``, case-insensitively, or whose externalId is ``text``: a union of index scans."""
     needle = fold(text)
     in_tenant = User.tenant_id == tenant_id
     arms: list[Select[Any]] = [
@@ -95,6 +95,8 @@ def matching_prefix(tenant_id: int, text: str) -> ColumnElement[bool]:
         select(UserValue.user_id).where(
             UserValue.attribute == "emails", _starts_with(UserValue.value_key, needle)
         ),
+        # An IdP's id pasted from its console: exact (caseExact), by its unique index.
+        select(User.id).where(in_tenant, User.external_id == text.strip()),
     ]
     return User.id.in_(union(*arms))
 
