@@ -7,6 +7,23 @@ session for each of the 10,000. Each list request is the median of several runs:
     python bench/bench_admin_users.py            # SQLite in a temporary directory
     python bench/bench_admin_users.py --db postgresql+psycopg://postgres@127.0.0.1:5432/x
     python bench/bench_admin_users.py --users 20000   # a smaller smoke run
+
+Measured on the shared 2-core machine with a load average of 14 (SQLite) and 41 (PostgreSQL),
+so these are upper bounds; medians in ms, bulk in s:
+
+    measure                       SQLite   PostgreSQL
+    first page (50)                 17.4      38.7
+    next page by cursor              7.7      35.8
+    search userName prefix          11.6      17.4
+    search displayName prefix       27.7      95.3     (1,111 matches)
+    group of 500                    15.9     114.9
+    group of 10,000                137.2      96.2
+    active=true, SCIM filter        22.3      63.1
+    Bulk dry run, 10,000 users      0.42      0.42
+    Bulk confirmed, 10,000 users    1.20      1.49
+
+Before the search and group drove the query (substring search, EXISTS per user), SQLite took
+about 230 ms for a group of 500: its planner, without statistics, visited every user.
 """
 
 from __future__ import annotations
