@@ -107,7 +107,9 @@ def test_bulk_logout_by_filter(scim, api, admin, ward):
 
 def test_bulk_logout_dry_run_counts_without_ending_anything(api, admin, ward):
     response = admin.post("/force-logout", json={"filter": 'title eq "Nurse"', "dry_run": True})
-    assert response.json() == {"users": 3, "revoked_sessions": 0, "active_sessions": 6}
+    preview = response.json()
+    assert preview.pop("confirm")  # the Bulk User Logout confirmation (tests/test_admin_users)
+    assert preview == {"users": 3, "sessions": 6, "revoked_sessions": 0, "active_sessions": 6}
     assert set(_states(api, ward).values()) == {True}
 
 

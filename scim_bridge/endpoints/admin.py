@@ -8,8 +8,9 @@ from __future__ import annotations
 from flask import Blueprint, Response, g, jsonify, request
 
 from ..auth import authenticate
+from ..errors import InvalidValue
 from ..observability import request_id
-from ..services import Actor, admin, audit, deliveries, webhooks
+from ..services import Actor, admin, audit, deliveries, tokens, webhooks
 from .context import bridge, json_body, settings
 from .transaction import db
 
@@ -39,6 +40,11 @@ def list_users() -> Response:
 @bp.get("/users/<user_id>/sessions")
 def user_sessions(user_id: str) -> Response:
     return jsonify(admin.user_sessions(db(), g.actor.tenant_id, user_id, request.args, _max()))
+
+
+@bp.get("/users/<user_id>/history")
+def user_history(user_id: str) -> Response:
+    return jsonify(audit.user_history(db(), g.actor.tenant_id, user_id, request.args, _max()))
 
 
 @bp.post("/users/<user_id>/force-logout")
@@ -95,3 +101,24 @@ def list_requests() -> Response:
     return jsonify(audit.list_requests(db(), g.actor.tenant_id, request.args, _max()))
 
 
+
+
+@bp.get("/tokens")
+def list_tokens() -> Response:
+    return jsonify({"tokens": tokens.tenant_tokens(db(), g.actor.tenant_id)})
+
+
+@bp.post("/tokens")
+def create_token() -> tuple[Response, int]:
+    return jsonify(tokens.mint_tenant_token(db(), g.principal.tenant_name, json_body())), 201
+
+
+@bp.delete("/tokens/<name>")
+def revoke_token(name: str) -> Response:
+    allow_self = request.args.get("self", "false").strip().lower()
+    if allow_self not in ("true", "false"):
+        raise InvalidValue("'self' must be 'true' or 'false'")
+    return jsonify(tokens.revoke_tenant_token(
+        db(), g.principal.tenant_name, name,
+        current=g.principal.token_name, allow_self=allow_self == "true",
+    ))

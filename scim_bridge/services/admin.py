@@ -7,19 +7,25 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, exists, func, or_, select
+from sqlalchemy import ColumnElement, and_, case, func, select
 from sqlalchemy.orm import Session
 
 from ..db import utcnow
 from ..errors import InvalidValue, NotFound
 from ..events.record import FORCE_LOGOUT, Cause
-from ..models import AppSession, Group, Membership, User, UserValue
+from ..models import AppSession, User
 from ..parameters import integer
 from ..revocation.choke import revoke_user_sessions
-from ..scim.formats import fold, iso
-from ..scim.schema import USER_TYPE
-from ..store.filters import compile_filter
-from . import Actor
+from ..scim.formats import iso
+from ..store.user_search import (
+    after_cursor,
+    cursor_of,
+    in_group,
+    in_tenant,
+    matching_prefix,
+    scim_filter,
+)
+from . import Actor, audit, confirmations
 from .common import missing_users, shown
 from .users import groups_of
 
@@ -30,71 +36,79 @@ _CHUNK = 5000
 def list_users(
     db: Session, tenant_id: int, params: Mapping[str, Any], max_count: int
 ) -> dict[str, Any]:
-    """Users of the tenant by userName, filtered by ``search``, ``group`` and ``active``."""
-    conditions = [User.tenant_id == tenant_id]
-    search = (params.get("search") or "").strip()
-    if search:
-        conditions.append(_matches(search.lower()))
-    group = (params.get("group") or "").strip()
-    if group:
-        conditions.append(
-            exists().where(
-                Membership.user_id == User.id,
-                Membership.group_id == Group.id,
-                Group.tenant_id == tenant_id,
-                or_(Group.id == group, Group.display_name_key == fold(group)),
-            )
-        )
-    active = (params.get("active") or "").strip().lower()
-    if active:
-        if active not in ("true", "false"):
-            raise InvalidValue("'active' must be 'true' or 'false'")
-        deactivated = User.active.is_(False)
-        conditions.append(~deactivated if active == "true" else deactivated)
-    start = integer("startIndex", params.get("startIndex"), 1, low=1)
+    """Users of the tenant by userName, filtered by ``search`` (a prefix), ``group``,
+    ``active`` and a SCIM ``filter``; paged by ``startIndex`` or by the cursor ``after``.
+
+    Three queries a page whatever its size (users, their groups, their sessions), plus the
+    total."""
+    conditions = selection(tenant_id, params)
     count = integer("count", params.get("count"), DEFAULT_COUNT, high=max_count)
+    after = _text(params, "after")
+    page = select(User).where(*conditions).order_by(User.user_name_key, User.id)
+    if after:
+        if params.get("startIndex") not in (None, ""):
+            raise InvalidValue("send 'after' or 'startIndex', not both")
+        page, start = page.where(after_cursor(after)), 1
+    else:
+        start = integer("startIndex", params.get("startIndex"), 1, low=1)
+        page = page.offset(start - 1)
     total = db.scalar(select(func.count()).select_from(User).where(*conditions)) or 0
-    users = list(
-        db.scalars(
-            select(User)
-            .where(*conditions)
-            .order_by(User.user_name_key, User.id)
-            .offset(start - 1)
-            .limit(count)
-        )
-    ) if count else []
+    users = list(db.scalars(page.limit(count + 1))) if count else []
+    more, users = len(users) > count, users[:count]
     ids = [user.id for user in users]
-    groups, live = groups_of(db, ids), live_session_counts(db, ids)
+    groups, sessions = groups_of(db, ids), session_summaries(db, ids)
     return {
         "total_results": total,
         "start_index": start,
         "items_per_page": len(users),
+        "next_cursor": cursor_of(users[-1]) if more else None,
         "users": [
             {
                 **user_summary(user),
                 "externalId": user.external_id,
                 "groups": [{"id": gid, "displayName": name} for gid, name in groups[user.id]],
-                "active_sessions": live.get(user.id, 0),
+                **sessions.get(user.id, _NO_SESSIONS),
             }
             for user in users
         ],
     }
 
 
-def _matches(needle: str) -> ColumnElement[bool]:
-    """Case-insensitive substring search over names and emails."""
-    return or_(
-        User.user_name_key.contains(needle, autoescape=True),
-        func.lower(User.display_name).contains(needle, autoescape=True),
-        func.lower(User.name_given).contains(needle, autoescape=True),
-        func.lower(User.name_family).contains(needle, autoescape=True),
-        User.external_id == needle,
-        exists().where(
-            UserValue.user_id == User.id,
-            UserValue.attribute == "emails",
-            UserValue.value_key.contains(needle, autoescape=True),
-        ),
-    )
+#: The selection parameters the list and Bulk User Logout share.
+SELECTION = ("search", "group", "active", "filter")
+_NO_SESSIONS: dict[str, Any] = {"active_sessions": 0, "sessions_by_client": {},
+                                "last_session_at": None}
+
+
+def _text(params: Mapping[str, Any], name: str) -> str:
+    raw = params.get(name)
+    if raw is None:
+        return ""
+    if not isinstance(raw, str) or "\x00" in raw:
+        raise InvalidValue(f"'{name}' must be a string without NUL characters")
+    return raw.strip()
+
+
+def selection(tenant_id: int, params: Mapping[str, Any]) -> list[ColumnElement[bool]]:
+    """The WHERE clauses of ``search``, ``group``, ``active`` and ``filter``."""
+    search, group = _text(params, "search"), _text(params, "group")
+    conditions = [in_tenant(tenant_id, selective=bool(search or group))]
+    if search:
+        conditions.append(matching_prefix(tenant_id, search))
+    if group:
+        conditions.append(in_group(tenant_id, group))
+    active = params.get("active")
+    active = ("true" if active else "false") if isinstance(active, bool) else _text(
+        params, "active").lower()
+    if active:
+        if active not in ("true", "false"):
+            raise InvalidValue("'active' must be 'true' or 'false'")
+        deactivated = User.active.is_(False)
+        conditions.append(~deactivated if active == "true" else deactivated)
+    text = _text(params, "filter")
+    if text:
+        conditions.append(scim_filter(text))
+    return conditions
 
 
 def user_summary(user: User) -> dict[str, Any]:
@@ -114,20 +128,49 @@ def live_session_counts(db: Session, user_ids: Sequence[str]) -> dict[str, int]:
     return {user_id: count for user_id, count in rows}
 
 
+def session_summaries(db: Session, user_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Per user: live sessions in all and by client, and when the latest session started
+    (live or not), in one grouped query."""
+    if not user_ids:
+        return {}
+    now = utcnow()
+    live = case((and_(AppSession.revoked_at.is_(None), AppSession.expires_at > now), 1), else_=0)
+    rows = db.execute(
+        select(AppSession.user_id, AppSession.client, func.sum(live),
+               func.max(AppSession.created_at))
+        .where(AppSession.user_id.in_(user_ids))
+        .group_by(AppSession.user_id, AppSession.client)
+    )
+    summaries: dict[str, dict[str, Any]] = {}
+    for user_id, client, live_count, started in rows:
+        summary = summaries.setdefault(user_id, {"active_sessions": 0, "sessions_by_client": {},
+                                                 "last_session_at": None})
+        if live_count:
+            summary["sessions_by_client"][client] = int(live_count)
+            summary["active_sessions"] += int(live_count)
+        latest = iso(started)
+        if summary["last_session_at"] is None or latest > summary["last_session_at"]:
+            summary["last_session_at"] = latest
+    return summaries
+
+
 def user_sessions(
     db: Session, tenant_id: int, user_id: str, params: Mapping[str, Any], max_count: int
 ) -> dict[str, Any]:
-    """A user's sessions, newest first, live and ended (a deleted user's history included)."""
+    """A user's sessions, newest first, live and ended (a deleted user's history included),
+    each ended one with the event that ended it (``revocation``: type, actor, detail, time)."""
     user = db.scalar(select(User).where(User.id == user_id, User.tenant_id == tenant_id))
     mine = [AppSession.tenant_id == tenant_id, AppSession.user_id == user_id]
     if user is None and db.scalar(select(AppSession.id).where(*mine).limit(1)) is None:
         raise NotFound(f"no user with id '{user_id}'")
     count = integer("count", params.get("count"), 100, high=max_count)
     now = utcnow()
-    rows = db.scalars(
+    rows = list(db.scalars(
         select(AppSession).where(*mine)
         .order_by(AppSession.created_at.desc(), AppSession.id).limit(count)
-    )
+    ))
+    causes = audit.revocation_causes(db, tenant_id, user_id, rows[-1].created_at) if any(
+        row.revoked_at for row in rows) else {}
     sessions = [
         {
             "session_id": row.id,
@@ -136,6 +179,7 @@ def user_sessions(
             "expires_at": iso(row.expires_at),
             "revoked_at": iso(row.revoked_at) if row.revoked_at else None,
             "active": row.revoked_at is None and row.expires_at > now,
+            "revocation": causes.get(row.id),
         }
         for row in rows
     ]
@@ -153,35 +197,57 @@ def force_logout_user(db: Session, actor: Actor, user_id: str) -> int:
         select(User.id).where(User.id == user_id, User.tenant_id == actor.tenant_id)
     ) is None:
         raise NotFound(f"no user with id '{user_id}'")
-    return _force_logout(db, actor, [user_id])
+    return sum(len(ids) for ids in _force_logout(db, actor, [user_id]).values())
 
 
-def bulk_logout(db: Session, actor: Actor, body: Any) -> dict[str, int]:
-    """Bulk User Logout by ``user_ids`` or a SCIM ``filter``; ``dry_run`` only counts."""
+def bulk_logout(db: Session, actor: Actor, body: Any) -> dict[str, Any]:
+    """Bulk User Logout by ``user_ids`` or by the list's selection (``search``, ``group``,
+    ``active``, ``filter``). ``dry_run`` ends nothing and returns the counts with a ``confirm``
+    value; a call with ``confirm`` ends sessions only if the same users and sessions still
+    match (else 409 and nothing ends); without it, whatever matches now is ended."""
     if not isinstance(body, Mapping):
         raise InvalidValue("the request body must be a JSON object")
-    if ("user_ids" in body) == ("filter" in body):
-        raise InvalidValue("send exactly one of 'user_ids' (a list of ids) or 'filter'")
+    selected = [name for name in SELECTION if name in body]
+    if ("user_ids" in body) == bool(selected):
+        raise InvalidValue("send either 'user_ids' (a list of ids) or a selection: "
+                           f"{', '.join(repr(name) for name in SELECTION)}")
     dry_run = body.get("dry_run", False)
     if not isinstance(dry_run, bool):
         raise InvalidValue("'dry_run' must be true or false")
-    if "filter" in body:
-        text = body["filter"]
-        if not isinstance(text, str) or not text.strip() or "\x00" in text:
-            raise InvalidValue("'filter' must be a SCIM filter, e.g. 'title eq \"Nurse\"'")
+    if dry_run and "confirm" in body:
+        raise InvalidValue("'confirm' goes with the real call, not with 'dry_run'")
+    if "filter" in body and (not isinstance(body["filter"], str) or not body["filter"].strip()):
+        raise InvalidValue("'filter' must be a SCIM filter, e.g. 'title eq \"Nurse\"'")
+    if selected:
         user_ids = list(db.scalars(
-            select(User.id).where(User.tenant_id == actor.tenant_id,
-                                  compile_filter(text, USER_TYPE))
-        ))
+            select(User.id).where(*selection(actor.tenant_id, body)).order_by(User.id)))
     else:
         user_ids = _existing(db, actor.tenant_id, body["user_ids"])
     if dry_run:
-        live: dict[str, int] = {}
-        for start in range(0, len(user_ids), _CHUNK):
-            live.update(live_session_counts(db, user_ids[start : start + _CHUNK]))
-        return {"users": len(user_ids), "revoked_sessions": 0,
-                "active_sessions": sum(live.values())}
-    return {"users": len(user_ids), "revoked_sessions": _force_logout(db, actor, user_ids)}
+        unrevoked, live = _unrevoked_sessions(db, actor.tenant_id, user_ids)
+        return {"users": len(user_ids), "sessions": live, "active_sessions": live,
+                "revoked_sessions": 0,
+                "confirm": confirmations.issue(db, actor.tenant_id, user_ids, unrevoked)}
+    revoked = _force_logout(db, actor, user_ids)
+    if "confirm" in body:
+        # Checked against what was just ended, in this transaction: a 409 rolls it all back.
+        ended = [sid for sids in revoked.values() for sid in sids]
+        confirmations.check(db, actor.tenant_id, body["confirm"], user_ids, ended)
+    return {"users": len(user_ids), "revoked_sessions": sum(len(s) for s in revoked.values())}
+
+
+def _unrevoked_sessions(db: Session, tenant_id: int, user_ids: list[str]) -> tuple[list[str], int]:
+    """The ids of the users' unrevoked sessions (what a logout would mark) and how many of
+    them are live (not yet expired)."""
+    now, ids, live = utcnow(), [], 0
+    for start in range(0, len(user_ids), _CHUNK):
+        rows = db.execute(select(AppSession.id, AppSession.expires_at).where(
+            AppSession.tenant_id == tenant_id, AppSession.revoked_at.is_(None),
+            AppSession.user_id.in_(user_ids[start : start + _CHUNK])))
+        for session_id, expires_at in rows:
+            ids.append(session_id)
+            live += expires_at > now
+    return ids, live
 
 
 def _existing(db: Session, tenant_id: int, raw: Any) -> list[str]:
@@ -197,8 +263,8 @@ def _existing(db: Session, tenant_id: int, raw: Any) -> list[str]:
     return ids
 
 
-def _force_logout(db: Session, actor: Actor, user_ids: list[str]) -> int:
-    revoked = revoke_user_sessions(
+def _force_logout(db: Session, actor: Actor, user_ids: list[str]) -> dict[str, list[str]]:
+    return revoke_user_sessions(
         db,
         tenant_id=actor.tenant_id,
         user_ids=user_ids,
@@ -206,4 +272,3 @@ def _force_logout(db: Session, actor: Actor, user_ids: list[str]) -> int:
                     txn=actor.txn),
         record_without_sessions=False,
     )
-    return sum(len(ids) for ids in revoked.values())

@@ -1,5 +1,6 @@
-"""What an admin reads: the revocation and audit log (ordered by event id, the cursor) and the
-SCIM request log ("why did my sync fail?"). Both are scoped to the admin's tenant."""
+"""What an admin reads: the revocation and audit log (ordered by event id, the cursor), one
+user's history and what ended each session, and the SCIM request log ("why did my sync
+fail?"). All are scoped to the admin's tenant."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..errors import InvalidValue
-from ..models import Event, RequestLogEntry
+from ..errors import InvalidValue, NotFound
+from ..models import Event, RequestLogEntry, User
 from ..parameters import LARGEST, decimal, integer
 from ..scim.formats import iso
 
@@ -71,6 +72,49 @@ def list_events(
         "next_cursor": str(last) if last is not None else None,
         "has_more": has_more,
     }
+
+
+def user_history(
+    db: Session, tenant_id: int, user_id: str, params: Mapping[str, Any], max_count: int
+) -> dict[str, Any]:
+    """Every event recorded for one user of the tenant, newest first, before the cursor
+    ``before``: memberships, deactivation, re-activation, revocations with cause and actor.
+    A deleted user's history stays readable; another tenant's user is a 404."""
+    mine = [Event.tenant_id == tenant_id, Event.user_id == user_id]
+    if db.scalar(select(User.id).where(User.id == user_id, User.tenant_id == tenant_id)) is None \
+            and db.scalar(select(Event.id).where(*mine).limit(1)) is None:
+        raise NotFound(f"no user with id '{user_id}'")
+    before = _cursor(params, "before")
+    if before is not None:
+        mine.append(Event.id < before)
+    count = integer("count", params.get("count"), DEFAULT_COUNT, low=1, high=max_count)
+    rows = list(db.scalars(select(Event).where(*mine).order_by(Event.id.desc()).limit(count + 1)))
+    has_more = len(rows) > count
+    rows = rows[:count]
+    return {
+        "user_id": user_id,
+        "events": [event_json(row) for row in rows],
+        "next_cursor": str(rows[-1].id) if has_more else None,
+    }
+
+
+def revocation_causes(
+    db: Session, tenant_id: int, user_id: str, since: dt.datetime
+) -> dict[str, dict[str, Any]]:
+    """For each session of the user ended since ``since``, the event that ended it."""
+    rows = db.execute(
+        select(Event.id, Event.type, Event.actor, Event.detail, Event.occurred_at,
+               Event.session_ids)
+        .where(Event.tenant_id == tenant_id, Event.user_id == user_id,
+               Event.occurred_at >= since)
+        .order_by(Event.id)
+    )
+    causes: dict[str, dict[str, Any]] = {}
+    for event_id, type_, actor, detail, occurred_at, session_ids in rows:
+        for session_id in session_ids or ():
+            causes.setdefault(session_id, {"event_id": event_id, "type": type_, "actor": actor,
+                                           "detail": detail, "occurred_at": iso(occurred_at)})
+    return causes
 
 
 def event_json(event: Event) -> dict[str, Any]:
