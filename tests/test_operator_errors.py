@@ -86,6 +86,13 @@ BAD_SETTINGS = [
     ("REQUEST_LOG_RETENTION", "1_000"),
     ("SQLITE_BUSY_TIMEOUT_MS", "-1"),
     ("SQLITE_BUSY_TIMEOUT_MS", "30s"),
+    ("RATE_LIMIT_SCIM", "100 per fortnight"),
+    ("RATE_LIMIT_SCIM", "100"),
+    ("RATE_LIMIT_ADMIN", "0/second"),
+    ("RATE_LIMIT_SESSIONS", "fast"),
+    ("RATE_LIMIT_FAILED_AUTH", "20/minute; junk"),
+    ("REDIS_URL", "127.0.0.1:6379"),
+    ("REDIS_URL", "http://127.0.0.1:6379"),
 ]
 
 
@@ -113,7 +120,11 @@ def test_a_database_password_is_never_shown(tmp_path):
 def test_every_setting_can_be_set_from_the_environment(field):
     value = {"database_url": "sqlite:////tmp/x.db", "public_url": "https://bridge.example",
              "revoke_on_group_add": "true", "signing_key_file": "/etc/bridge/key.pem",
-             "default_session_ttl": "60", "max_session_ttl": "86400"}.get(field, "2048")
+             "default_session_ttl": "60", "max_session_ttl": "86400",
+             "rate_limit_scim": "10/second", "rate_limit_admin": "off",
+             "rate_limit_sessions": "1000/second;10000/minute",
+             "rate_limit_failed_auth": "5/minute",
+             "redis_url": "redis://127.0.0.1:6379/3"}.get(field, "2048")
     settings = Settings.from_env({env_name(field): value})
     assert str(getattr(settings, field)).lower() == value
 
