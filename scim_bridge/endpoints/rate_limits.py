@@ -57,12 +57,14 @@ def init_app(app: Flask) -> None:
         in_memory_fallback_enabled=True,
         swallow_errors=True,
     )
+    # Unauthenticated requests have no token to count against: this also makes flask-limiter's
+    # own before_request pass (which runs before authentication) a cheap no-op.
+    limiter.request_filter(lambda: "principal" not in g)
     by_blueprint = {"scim": settings.rate_limit_scim, "admin_api": settings.rate_limit_admin,
                     "sessions": settings.rate_limit_sessions}
     for endpoint, view in list(app.view_functions.items()):
         budget = by_blueprint.get(endpoint.partition(".")[0], RATE_LIMIT_OFF)
         if budget.strip().lower() != RATE_LIMIT_OFF:
-            # Only authenticated requests reach the view, so the key is always a token's.
             limited = limiter.shared_limit(budget, scope="token", key_func=_token_key)
             app.view_functions[endpoint] = limited(view)  # type: ignore[assignment]
     app.register_error_handler(RateLimitExceeded, _token_throttled(limiter))
