@@ -12,6 +12,7 @@ from .endpoints import (
     feed,
     health,
     limits,
+    metrics,
     rate_limits,
     request_log,
     scim,
@@ -39,7 +40,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     errors.init_app(app)
     limits.init_app(app)
     for blueprint in (scim.bp, health.bp, sessions.bp, admin.bp, feed.bp,
-                      well_known.bp):
+                      well_known.bp, metrics.bp):
         app.register_blueprint(blueprint)
     # after_request hooks run last-registered first: commit, then log the final status, then
     # the blueprints' app-wide hooks (headers) and the request id see the final response.

@@ -13,7 +13,8 @@ from sqlalchemy.orm import Session
 from .errors import Forbidden, Unauthorized
 from .models import ApiToken, Tenant
 
-SCOPES = ("scim", "sessions", "admin", "ssf")
+#: ``metrics`` reads only ``GET /metrics``: counters of every tenant, no tenant data.
+SCOPES = ("scim", "sessions", "admin", "ssf", "metrics")
 TOKEN_PREFIX = "sb_"
 
 

@@ -1,4 +1,5 @@
-"""The ``scim-bridge`` command: serve, db, tenant, token, keys.
+"""The ``scim-bridge`` command: serve, worker, db (upgrade, backup, restore), tenant, token,
+keys, webhook, events.
 
 Exit status: 0 on success; 1 when the request itself is refused (a name already taken, no
 such token or tenant); 2 when the configuration or the environment is wrong (a setting, the
@@ -8,9 +9,14 @@ line on stderr, never a traceback.
 
 from __future__ import annotations
 
+import atexit
 import ipaddress
+import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -23,6 +29,7 @@ from . import __version__
 from .auth import SCOPES
 from .db import DatabaseUnusable, make_engine, make_sessionmaker, write_transaction
 from .errors import BridgeError
+from .logs import LOG_FORMATS
 from .migrate import SchemaNotCurrent
 from .revocation.keys import SigningKeyFileError
 from .settings import Settings, SettingsError, env_name
@@ -148,13 +155,29 @@ def main() -> None:
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 256))
 @click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 1024),
               help="Threads per worker.")
-def serve(host: str, port: int, workers: int, threads: int) -> None:
-    """Migrate the database and serve with gunicorn."""
+@click.option("--metrics-port", default=None, type=click.IntRange(1, 65535),
+              help="Also serve /metrics, without a token, on 127.0.0.1 at this port.")
+@click.option("--log-format", default=None, type=click.Choice(LOG_FORMATS),
+              help="json: one object per line; text: for a terminal. "
+                   "[default: SCIM_BRIDGE_LOG_FORMAT, else json]")
+@click.option("--worker/--no-worker", "deliver", default=None,
+              help="Run the delivery worker in each process (default: "
+                   "SCIM_BRIDGE_EMBEDDED_WORKER, true).")
+def serve(host: str, port: int, workers: int, threads: int, metrics_port: int | None,
+          log_format: str | None, deliver: bool | None) -> None:
+    """Migrate the database and serve with gunicorn (delivering events too, by default)."""
     from . import migrate
-    from .server import run
+    from .server import METRICS_HOST, listen_for_metrics, run
 
     settings = _settings()
     _check_key_file(settings)  # before anything listens: never a server that cannot sign
+    _metrics_directory()
+    if metrics_port is not None:
+        try:
+            listen_for_metrics(metrics_port)
+        except OSError as exc:
+            raise OperatorError(f"--metrics-port {metrics_port}: cannot listen on "
+                                f"{METRICS_HOST} ({exc.strerror}); choose a free port") from None
     public_url = settings.public_url or f"http://{host}:{port}"
     if not settings.public_url and not _is_loopback(host):
         click.echo(f"warning: serving on {host} without SCIM_BRIDGE_PUBLIC_URL: session tokens "
@@ -169,7 +192,49 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
         click.echo("These tokens are shown once; only their hashes are stored.")
     sys.stdout.flush()
     # Without SCIM_BRIDGE_PUBLIC_URL the workers sign with the stored issuer (KeyRing.issuer).
-    run(settings, host=host, port=port, workers=workers, threads=threads)
+    run(settings, host=host, port=port, workers=workers, threads=threads,
+        metrics_port=metrics_port, log_format=log_format,
+        deliver=settings.embedded_worker if deliver is None else deliver)
+
+
+def _metrics_directory() -> None:
+    """A fresh directory for the workers' metric files, made before gunicorn forks them and
+    removed when the master (not a worker, which runs exit handlers too) exits."""
+    from . import metrics
+
+    directory = tempfile.mkdtemp(prefix="scim-bridge-metrics-")
+    metrics.enable_multiprocess(directory)
+    master = os.getpid()
+
+    def remove() -> None:
+        if os.getpid() == master:
+            shutil.rmtree(directory, ignore_errors=True)
+
+    atexit.register(remove)
+
+
+@main.command("worker")
+def worker_command() -> None:
+    """Deliver events in the foreground until SIGTERM or SIGINT (for deployments that run
+    delivery apart from serving; then serve with --no-worker)."""
+    import signal
+
+    from . import migrate
+    from .events.worker import DeliveryWorker
+
+    settings = _settings()
+    migrate.upgrade(settings.database_url)
+    engine = make_engine(settings.database_url,
+                         busy_timeout_ms=settings.sqlite_busy_timeout_ms)
+    worker = DeliveryWorker(make_sessionmaker(engine), settings)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: worker.stop())
+    click.echo(f"delivery worker {worker.owner} running", err=True)
+    try:
+        worker.run()
+    finally:
+        engine.dispose()
+    click.echo("delivery worker stopped", err=True)
 
 
 def _is_loopback(host: str) -> bool:
@@ -193,6 +258,42 @@ def db_upgrade() -> None:
 
     migrate.upgrade(_settings().database_url)
     click.echo("database is up to date")
+
+
+@db_group.command("backup")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--force", is_flag=True, help="Replace PATH if it exists.")
+def db_backup(path: Path, force: bool) -> None:
+    """Copy the SQLite database to PATH, consistent while serve keeps writing.
+
+    For PostgreSQL use pg_dump.
+    """
+    from .backup import BackupError, backup
+
+    try:
+        source = backup(_settings().database_url, path.resolve(), force=force)
+    except BackupError as exc:
+        raise OperatorError(_one_line(str(exc))) from None
+    click.echo(f"backed up {source} to {path.resolve()}")
+
+
+@db_group.command("restore")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--force", is_flag=True, help="Replace the database if it holds one.")
+def db_restore(path: Path, force: bool) -> None:
+    """Copy the SQLite backup PATH into the database; stop serve first.
+
+    Then run 'scim-bridge db upgrade'. For PostgreSQL use pg_restore.
+    """
+    from .backup import BackupError, is_current, restore
+
+    try:
+        revision = restore(_settings().database_url, path.resolve(), force=force)
+    except BackupError as exc:
+        raise OperatorError(_one_line(str(exc))) from None
+    click.echo(f"restored {path.resolve()} (schema revision {revision})")
+    if not is_current(revision):
+        click.echo("run 'scim-bridge db upgrade' before starting serve")
 
 
 @main.group()
@@ -306,6 +407,80 @@ def keys_list() -> None:
 
     for line in _reading(rows):
         click.echo(line)
+
+
+@main.group()
+def webhook() -> None:
+    """Signed webhook endpoints (Standard Webhooks)."""
+
+
+def _tenant_id(db: Session, tenant_name: str | None) -> int:
+    from .services import tokens
+
+    return tokens.get_tenant(db, tenant_name).id
+
+
+@webhook.command("add")
+@click.argument("url")
+@click.option("--events", default=None, help="Comma-separated types (default: all).")
+@_TENANT_OPTION
+def webhook_add(url: str, events: str | None, tenant_name: str | None) -> None:
+    """Register URL; prints its id, URL and types, and the secret alone on the last line
+    (shown once)."""
+    from .services import webhooks
+
+    body: dict[str, Any] = {"url": url}
+    if events is not None:
+        body["events"] = [name.strip() for name in events.split(",") if name.strip()]
+    created = _writing(
+        lambda db: webhooks.create_webhook(db, _tenant_id(db, tenant_name), body))
+    click.echo(f"id:     {created['id']}")
+    click.echo(f"url:    {created['url']}")
+    click.echo(f"events: {','.join(created['events'])}")
+    click.echo(created["secret"])
+
+
+@webhook.command("list")
+@_TENANT_OPTION
+def webhook_list(tenant_name: str | None) -> None:
+    """The tenant's webhooks: id, URL, types and state, tab-separated."""
+    from .services import webhooks
+
+    listed = _reading(lambda db: webhooks.list_webhooks(db, _tenant_id(db, tenant_name)))
+    for hook in listed["webhooks"]:
+        click.echo(f"{hook['id']}\t{hook['url']}\t{','.join(hook['events'])}\t{hook['state']}")
+
+
+@webhook.command("remove")
+@click.argument("webhook_id")
+@_TENANT_OPTION
+def webhook_remove(webhook_id: str, tenant_name: str | None) -> None:
+    from .services import webhooks
+
+    _writing(lambda db: webhooks.delete_webhook(db, _tenant_id(db, tenant_name), webhook_id))
+    click.echo(f"removed {webhook_id}")
+
+
+@main.group("events")
+def events_group() -> None:
+    """The event log's deliveries."""
+
+
+@events_group.command("replay")
+@click.argument("event_id", required=False)
+@click.option("--dead", is_flag=True, help="Replay every dead delivery of the tenant.")
+@_TENANT_OPTION
+def events_replay(event_id: str | None, dead: bool, tenant_name: str | None) -> None:
+    """Send EVENT_ID's dead deliveries again (or, with --dead, all of them), same ids."""
+    from .services import deliveries
+
+    if (event_id is None) == (not dead):
+        raise click.UsageError("give an EVENT_ID or --dead, not both")
+    replayed = _writing(lambda db: (
+        deliveries.replay_event(db, _tenant_id(db, tenant_name), event_id) if event_id
+        else deliveries.replay_all(db, _tenant_id(db, tenant_name), {"state": "dead"})
+    ))
+    click.echo(f"replayed {replayed['replayed']}")
 
 
 if __name__ == "__main__":

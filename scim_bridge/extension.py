@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from .db import make_engine, make_sessionmaker
+from .events.outbox import ring_on_commit
 from .requestlog import RequestLog
 from .revocation.keys import KeyRing
 from .settings import Settings
+
+if TYPE_CHECKING:
+    from .events.worker import DeliveryWorker
 
 
 @dataclass
@@ -20,15 +26,25 @@ class Bridge:
     sessions: sessionmaker[Session]
     keys: KeyRing
     request_log: RequestLog
+    #: Rung by every commit that added deliveries: the local delivery worker wakes at once.
+    doorbell: threading.Event = field(default_factory=threading.Event)
 
     @classmethod
     def build(cls, settings: Settings) -> Bridge:
         engine = make_engine(settings.database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
         sessions = make_sessionmaker(engine)
-        return cls(
+        bridge = cls(
             settings=settings,
             engine=engine,
             sessions=sessions,
             keys=KeyRing(sessions, settings),
             request_log=RequestLog(sessions, settings.request_log_retention),
         )
+        ring_on_commit(sessions, bridge.doorbell)
+        return bridge
+
+    def delivery_worker(self) -> DeliveryWorker:
+        """A delivery worker on this app's database, woken by this app's commits."""
+        from .events.worker import DeliveryWorker
+
+        return DeliveryWorker(self.sessions, self.settings, self.doorbell)

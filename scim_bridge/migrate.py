@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
@@ -72,22 +73,42 @@ def require_current(url: str) -> None:
                 raise SchemaNotCurrent(f"there is no database at {path}; "
                                        "create it with 'scim-bridge db upgrade'")
         with engine.connect() as connection:
-            current = set(MigrationContext.configure(connection).get_current_heads())
+            problem = schema_problem(connection)
     finally:
         engine.dispose()
-    scripts = ScriptDirectory.from_config(alembic_config(url))
-    heads = set(scripts.get_heads())
+    if problem is not None:
+        raise SchemaNotCurrent(problem)
+
+
+@cache
+def _scripts() -> ScriptDirectory:
+    """The migration scripts of this version (read once: they do not change while it runs)."""
+    return ScriptDirectory.from_config(alembic_config(""))
+
+
+def known_revisions() -> set[str]:
+    """Every revision this version can upgrade from."""
+    return {revision.revision for revision in _scripts().walk_revisions()}
+
+
+def head_revisions() -> set[str]:
+    return set(_scripts().get_heads())
+
+
+def schema_problem(connection: Connection) -> str | None:
+    """Why the schema on ``connection`` is not at this version's newest revision (what to
+    run, in one sentence), or ``None`` when it is; reads only Alembic's version table."""
+    current = set(MigrationContext.configure(connection).get_current_heads())
+    heads = head_revisions()
     if current == heads:
-        return
+        return None
     if not current:
-        raise SchemaNotCurrent("the database has no scim-bridge schema yet; "
-                               "run 'scim-bridge db upgrade'")
-    known = {revision.revision for revision in scripts.walk_revisions()}
-    if not current <= known:
-        raise SchemaNotCurrent(f"the database is at revision {', '.join(sorted(current))}, "
-                               "which this scim-bridge does not know; upgrade scim-bridge")
-    raise SchemaNotCurrent(f"the database schema is at revision {', '.join(sorted(current))}, "
-                           f"older than {', '.join(sorted(heads))}; run 'scim-bridge db upgrade'")
+        return "the database has no scim-bridge schema yet; run 'scim-bridge db upgrade'"
+    if not current <= known_revisions():
+        return (f"the database is at revision {', '.join(sorted(current))}, "
+                "which this scim-bridge does not know; upgrade scim-bridge")
+    return (f"the database schema is at revision {', '.join(sorted(current))}, "
+            f"older than {', '.join(sorted(heads))}; run 'scim-bridge db upgrade'")
 
 
 @dataclass(frozen=True)

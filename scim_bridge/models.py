@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -239,7 +240,7 @@ class Event(Base):
     #: The request (or CLI action) that caused the event: shared by every event it caused.
     txn: Mapped[str | None] = mapped_column(String(128))
     #: The writing transaction's id on PostgreSQL, 0 on SQLite and for rows older than the
-    #: column: the database fills it in (migration 0004), so no INSERT can leave it out.
+    #: column: the database fills it in (migration 0003), so no INSERT can leave it out.
     xid: Mapped[int] = mapped_column(BigInteger, server_default=FetchedValue())
 
 
@@ -258,3 +259,84 @@ class RequestLogEntry(Base):
     duration_ms: Mapped[float] = mapped_column()
     reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Receiver(Base):
+    """Somewhere events go out to: a webhook endpoint, a back-channel logout client or an SSF
+    stream. ``config`` is JSON text the receiver's sender reads (a webhook's secrets)."""
+
+    __tablename__ = "receivers"
+    __table_args__ = (Index("ix_receivers_tenant_kind", "tenant_id", "kind"),)
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True, default=new_id)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    #: ``webhook``, ``logout_client`` or ``ssf_stream``: picks the sender (events/senders.py).
+    kind: Mapped[str] = mapped_column(String(32))
+    url: Mapped[str | None] = mapped_column(String(2048))
+    #: A webhook's label or a logout client's ``client_id``.
+    name: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
+    config: Mapped[str] = mapped_column(Text, default="{}")
+    #: ``enabled`` delivers; ``paused`` holds deliveries; ``disabled`` neither holds nor sends.
+    state: Mapped[str] = mapped_column(String(16), default="enabled")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ReceiverEventType(Base):
+    """One topic (events/topics.py) a receiver subscribes to: subscription is a join."""
+
+    __tablename__ = "receiver_event_types"
+
+    receiver_id: Mapped[str] = mapped_column(
+        ForeignKey("receivers.id", ondelete="CASCADE"), primary_key=True
+    )
+    event_type: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+
+class Delivery(Base):
+    """One event on its way to one receiver (the transactional outbox row). ``subject`` (the
+    user or group id) is the ordering key: a row is never sent while an earlier row of the same
+    receiver and subject is still pending or retrying."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        # Only open rows, in claim order: a claim reads the head of this index and stops, and
+        # delivered rows (the vast majority, kept as history) never slow it down.
+        Index("ix_deliveries_due", "next_attempt_at", "id",
+              sqlite_where=text("state IN ('pending', 'retrying')"),
+              postgresql_where=text("state IN ('pending', 'retrying')")),
+        Index("ix_deliveries_order", "receiver_id", "subject", "id"),
+        Index("ix_deliveries_event", "event_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"))
+    receiver_id: Mapped[str] = mapped_column(ForeignKey("receivers.id", ondelete="CASCADE"))
+    #: The receiver-facing type (``session.revoked``, ...) this row carries.
+    topic: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(ID, default="")
+    #: ``pending``, ``retrying``, ``delivered`` or ``dead``.
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: When an operator last sent a dead row back; the give-up period counts from here then.
+    replayed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    delivered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class DeliveryAttempt(Base):
+    """One try at sending a delivery: when, what the receiver answered, how long it took."""
+
+    __tablename__ = "delivery_attempts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(
+        ForeignKey("deliveries.id", ondelete="CASCADE"), index=True
+    )
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    status: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    latency_ms: Mapped[float] = mapped_column()

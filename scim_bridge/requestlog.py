@@ -22,6 +22,7 @@ from sqlalchemy import String, delete, insert, select
 from sqlalchemy.orm import Session
 
 from .db import begin_write
+from .metrics import REQUEST_LOG_PENDING
 from .models import RequestLogEntry
 from .storable import storable_text
 
@@ -108,6 +109,8 @@ class RequestLog:
                 self._report_dropped()
                 self._failing = True
                 raise
+            with self._lock:
+                REQUEST_LOG_PENDING.set(len(self._pending))
             if self._failing:
                 self._failing = False
                 log.warning("request log written again: %d held-back entries stored", len(batch))
@@ -135,11 +138,13 @@ class RequestLog:
             self._trim()
 
     def _trim(self) -> None:
-        """Drop the oldest entries beyond the cap (caller holds ``_lock``)."""
+        """Drop the oldest entries beyond the cap (caller holds ``_lock``); the gauge shows
+        what is left to write."""
         excess = len(self._pending) - self._max_pending
         if excess > 0:
             del self._pending[:excess]
             self._dropped += excess
+        REQUEST_LOG_PENDING.set(len(self._pending))
 
     def _report_dropped(self) -> None:
         with self._lock:

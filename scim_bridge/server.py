@@ -1,18 +1,35 @@
-"""Production serving with gunicorn: each worker builds its own app (and engine) after fork."""
+"""Production serving with gunicorn: each worker builds its own app (and engine) after fork,
+and, unless turned off, starts its own delivery worker thread there (threads do not survive a
+fork, and each process's commits ring its own worker's doorbell).
+
+Metrics: every worker writes its values to files in one directory (metrics.py), and a worker
+that exits is marked dead there. :func:`listen_for_metrics` serves those files' sums on
+127.0.0.1 from a thread of the master: one listener however many workers there are, outside
+the app (no token, no request log), alive while workers die and are replaced. It starts before
+gunicorn, so a port in use stops ``serve`` with one line instead of a half-started server.
+Logs: one ``logconfig_dict`` (logs.py) for gunicorn's error log and the application's loggers,
+in master and workers.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
+from prometheus_client import start_http_server
 
+from . import logs, metrics
 from .settings import Settings
+
+#: The only address ``--metrics-port`` listens on: metrics are not for the public surface.
+METRICS_HOST = "127.0.0.1"
 
 
 class _Server(BaseApplication):  # type: ignore[misc]
-    def __init__(self, settings: Settings, options: dict[str, Any]) -> None:
+    def __init__(self, settings: Settings, options: dict[str, Any], *, deliver: bool) -> None:
         self._settings = settings
         self._options = options
+        self._deliver = deliver
         super().__init__()
 
     def load_config(self) -> None:
@@ -21,11 +38,17 @@ class _Server(BaseApplication):  # type: ignore[misc]
 
     def load(self) -> Any:
         from .app import create_app
+        from .proxy import TrustedProxy
 
-        return create_app(self._settings)
+        app = create_app(self._settings)
+        if self._deliver:  # load() runs in the worker process, after the fork
+            app.extensions["scim_bridge"].delivery_worker().start()
+        return TrustedProxy(app, self._settings.forwarded_allow_ips)
 
 
-def run(settings: Settings, *, host: str, port: int, workers: int, threads: int) -> None:
+def run(settings: Settings, *, host: str, port: int, workers: int, threads: int,
+        metrics_port: int | None = None, log_format: str | None = None,
+        deliver: bool = True) -> None:
     _Server(
         settings,
         {
@@ -36,8 +59,34 @@ def run(settings: Settings, *, host: str, port: int, workers: int, threads: int)
             # and honouring the app's Connection: close (workers.py)
             "worker_class": ("scim_bridge.workers.ThreadWorker" if threads > 1
                              else "scim_bridge.workers.SyncWorker"),
-            "accesslog": None,
+            "accesslog": None,  # observability.py logs each request once, with its route
+            "logconfig_dict": logs.logging_config(log_format or settings.log_format),
+            # X-Forwarded-Proto from these proxies only (X-Forwarded-For: proxy.py)
+            "forwarded_allow_ips": settings.forwarded_allow_ips,
             "timeout": 60,
             "keepalive": 75,
+            "child_exit": _child_exit,
+            "when_ready": _announcing_metrics(metrics_port),
         },
+        deliver=deliver,
     ).run()
+
+
+def listen_for_metrics(port: int) -> None:
+    """Serve ``/metrics`` (every worker's sums) on 127.0.0.1:``port`` from a daemon thread;
+    raises OSError when the port cannot be bound."""
+    start_http_server(port, addr=METRICS_HOST, registry=metrics.multiprocess_registry())
+
+
+def _child_exit(_server: Any, worker: Any) -> None:
+    metrics.mark_process_dead(worker.pid)
+
+
+def _announcing_metrics(metrics_port: int | None) -> Any:
+    """gunicorn's ``when_ready`` hook: say in the log where the metrics listener is."""
+
+    def when_ready(server: Any) -> None:
+        if metrics_port is not None:
+            server.log.info("metrics on http://%s:%d/metrics", METRICS_HOST, metrics_port)
+
+    return when_ready

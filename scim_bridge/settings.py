@@ -18,6 +18,9 @@ from limits import parse_many
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from .logs import LOG_FORMATS
+from .proxy import parse_allowed
+
 __all__ = [
     "DEFAULT_DATABASE_URL", "ENV_PREFIX", "RATE_LIMIT_OFF", "Settings", "SettingsError",
     "env_fields", "env_name",
@@ -86,6 +89,28 @@ class Settings:
     redis_url: str | None = None
     #: Prefix of every rate-limit counter's key; tests give each run its own.
     rate_limit_key_prefix: str = "scim-bridge"
+    #: ``json`` (one object per line, for a log shipper) or ``text`` (for a terminal); a fixed
+    #: default, not a guess from the terminal, so what is shipped never changes with ``-t``.
+    log_format: str = "json"
+    #: Reverse proxies (addresses or networks, comma-separated, or ``*``) whose
+    #: X-Forwarded-For and X-Forwarded-Proto are believed; gunicorn's default.
+    forwarded_allow_ips: str = "127.0.0.1,::1"
+    #: ``scim-bridge serve`` runs the delivery worker in every gunicorn worker process
+    #: (``serve --no-worker`` or false here when ``scim-bridge worker`` runs apart).
+    embedded_worker: bool = True
+    #: Seconds after which a delivery that keeps failing is given up (dead-lettered).
+    delivery_give_up: int = 3 * 24 * 3600
+    #: Seconds a worker holds a claimed delivery; a crashed worker's rows return after this.
+    delivery_lease: int = 60
+    #: Exponential backoff with full jitter: ``uniform(0, min(cap, base * 2**attempts))``.
+    delivery_backoff_base_ms: int = 1000
+    delivery_backoff_cap: int = 3600
+    #: Seconds one HTTP delivery may take (connect, send, answer); under half the lease.
+    delivery_timeout: int = 10
+    #: Milliseconds between polls when no commit rang (covers other instances' commits).
+    delivery_poll_ms: int = 1000
+    #: Deliveries one worker sends at once: a slow receiver holds one slot, not the others.
+    delivery_concurrency: int = 8
     #: "Now" (aware UTC) for session expiry and token times; tests pass a clock they move.
     clock: Callable[[], dt.datetime] = utc_now
 
@@ -101,10 +126,22 @@ class Settings:
                 f"{env_name('max_session_ttl')}={self.max_session_ttl}; "
                 "lower it or raise the maximum"
             )
-        if type(self.revoke_on_group_add) is not bool:
-            raise SettingsError(f"{env_name('revoke_on_group_add')} must be true or false")
+        for name in _BOOLEANS:
+            if type(getattr(self, name)) is not bool:
+                raise SettingsError(f"{env_name(name)} must be true or false")
+        if 2 * self.delivery_timeout >= self.delivery_lease:
+            # A claimed row may wait for one delivery before its own: both fit in the lease.
+            raise SettingsError(
+                f"{env_name('delivery_timeout')}={self.delivery_timeout} must be shorter than "
+                f"half of {env_name('delivery_lease')}={self.delivery_lease}, or a slow "
+                "delivery could be sent twice at once"
+            )
+        if self.log_format not in LOG_FORMATS:
+            raise SettingsError(f"{env_name('log_format')}={self.log_format!r} is not a log "
+                                f"format; set {' or '.join(LOG_FORMATS)}")
         _check_database_url(self.database_url)
         _check_public_url(self.public_url)
+        _check_forwarded_allow_ips(self.forwarded_allow_ips)
         if self.signing_key_file is not None and not (
             isinstance(self.signing_key_file, str) and self.signing_key_file.strip()
         ):
@@ -126,7 +163,7 @@ class Settings:
                 continue
             if field.name in _INT_RANGES:
                 values[field.name] = _integer(field.name, raw)
-            elif field.name == "revoke_on_group_add":
+            elif field.name in _BOOLEANS:
                 values[field.name] = _boolean(field.name, raw)
             else:
                 values[field.name] = raw
@@ -145,7 +182,16 @@ _INT_RANGES: dict[str, tuple[int, int]] = {
     "max_page_size": (1, _INT_MAX),
     "request_log_retention": (1, _INT_MAX),
     "sqlite_busy_timeout_ms": (0, _INT_MAX),
+    "delivery_give_up": (1, _INT_MAX),
+    # A claim's lease is at most a minute, so a crashed worker's rows come back within one.
+    "delivery_lease": (2, 60),
+    "delivery_backoff_base_ms": (1, 3_600_000),
+    "delivery_backoff_cap": (1, _INT_MAX),
+    "delivery_timeout": (1, 29),
+    "delivery_poll_ms": (10, 60_000),
+    "delivery_concurrency": (1, 256),
 }
+_BOOLEANS = {"revoke_on_group_add", "embedded_worker"}
 
 
 #: The settings that hold a rate limit (or "off").
@@ -204,6 +250,17 @@ def _check_public_url(url: str | None) -> None:
     if not valid:
         raise SettingsError(f"{name}={url!r} is not a base URL; set the externally visible "
                             "http(s)://host[:port][/path], without query or fragment")
+
+
+def _check_forwarded_allow_ips(allowed: str) -> None:
+    try:
+        networks = parse_allowed(allowed) if isinstance(allowed, str) else []
+    except ValueError:
+        networks = []
+    if networks == []:
+        raise SettingsError(f"{env_name('forwarded_allow_ips')}={allowed!r} is not a list of "
+                            "proxy addresses; set comma-separated addresses or networks "
+                            "(127.0.0.1,10.0.0.0/8), or * to trust every peer")
 
 
 def _check_rate_limit(name: str, value: str) -> None:

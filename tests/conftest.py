@@ -108,6 +108,14 @@ def make_token(app: object, name: str, scope: str, tenant: str | None = None) ->
     return token
 
 
+def counted(name: str, **labels: str) -> float:
+    """A metric's value in this process (no multiprocess directory here); tests compare it
+    before and after."""
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
 def http_client(app: object, token: str | None, base: str = "") -> httpx.Client:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     return httpx.Client(

@@ -18,7 +18,7 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -65,6 +65,8 @@ class LiveServer:
     base_url: str
     scim_token: str
     database_url: str
+    #: The process, for tests that read its output (``stdout``/``stderr`` lines) or signal it.
+    process: BridgeServer | None = field(default=None, repr=False, compare=False)
 
     @property
     def scim_url(self) -> str:
@@ -137,7 +139,7 @@ def serve(*serve_args: str) -> Iterator[LiveServer]:
         try:
             token = server.wait_for_line(_TOKEN_LINE.pattern, STARTUP_SECONDS).group(1)
             server.wait_healthy(seconds=STARTUP_SECONDS)
-            yield LiveServer(server.base_url, token, database_url)
+            yield LiveServer(server.base_url, token, database_url, server)
         finally:
             server.stop()
 

@@ -10,7 +10,7 @@ import pytest
 
 from scim_bridge import create_app, migrate
 
-from .conftest import PG_URL, http_client, make_token
+from .conftest import PG_URL, counted, http_client, make_token
 from .scimdata import create_user, patch
 
 
@@ -185,9 +185,11 @@ def unreachable_app(request, settings, closed_port, tmp_path) -> Iterator[tuple[
                                          ("POST", "/Users")])
 def test_an_unreachable_database_is_a_scim_503_with_retry_after(unreachable_app, method, path):
     app, token = unreachable_app
+    before = counted("scim_bridge_database_errors_total", kind="unavailable")
     with http_client(app, token, "/scim/v2") as client:
         response = client.request(method, path, json={"userName": "down@example.com"})
     body = _is_scim_error(response, 503)
+    assert counted("scim_bridge_database_errors_total", kind="unavailable") == before + 1
     assert response.headers["Retry-After"] == "1"
     assert "retry" in body["detail"]
     for internal in ("hunter2", "127.0.0.1", "bridge.db", "psycopg", "sqlite3", "Traceback"):

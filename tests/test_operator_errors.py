@@ -76,6 +76,9 @@ BAD_SETTINGS = [
     ("MAX_SESSION_TTL", "-5"),
     ("MAX_SESSION_TTL", "1e6"),
     ("REVOKE_ON_GROUP_ADD", "maybe"),
+    ("FORWARDED_ALLOW_IPS", "proxy.example"),
+    ("FORWARDED_ALLOW_IPS", ","),
+    ("FORWARDED_ALLOW_IPS", "10.0.0.5/8"),
     ("BULK_MAX_OPERATIONS", "0"),
     ("BULK_MAX_OPERATIONS", "99999999999999999999"),
     ("MAX_PAYLOAD_BYTES", "1MB"),
@@ -93,6 +96,15 @@ BAD_SETTINGS = [
     ("RATE_LIMIT_FAILED_AUTH", "20/minute; junk"),
     ("REDIS_URL", "127.0.0.1:6379"),
     ("REDIS_URL", "http://127.0.0.1:6379"),
+    ("LOG_FORMAT", "xml"),
+    ("EMBEDDED_WORKER", "sometimes"),
+    ("DELIVERY_GIVE_UP", "3 days"),
+    ("DELIVERY_LEASE", "61"),  # a claim's lease is at most a minute
+    ("DELIVERY_TIMEOUT", "60"),  # must be under half the lease
+    ("DELIVERY_BACKOFF_BASE_MS", "0"),
+    ("DELIVERY_BACKOFF_CAP", "-1"),
+    ("DELIVERY_POLL_MS", "1"),
+    ("DELIVERY_CONCURRENCY", "0"),
 ]
 
 
@@ -124,7 +136,11 @@ def test_every_setting_can_be_set_from_the_environment(field):
              "rate_limit_scim": "10/second", "rate_limit_admin": "off",
              "rate_limit_sessions": "1000/second;10000/minute",
              "rate_limit_failed_auth": "5/minute",
-             "redis_url": "redis://127.0.0.1:6379/3"}.get(field, "2048")
+             "redis_url": "redis://127.0.0.1:6379/3",
+             "log_format": "text",
+             "forwarded_allow_ips": "10.0.0.0/8,::1",
+             "embedded_worker": "false", "delivery_lease": "30", "delivery_timeout": "5",
+             "delivery_concurrency": "16"}.get(field, "2048")
     settings = Settings.from_env({env_name(field): value})
     assert str(getattr(settings, field)).lower() == value
 

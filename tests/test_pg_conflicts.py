@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import create_engine, text
 
-from .conftest import PG_URL
+from .conftest import PG_URL, counted
 from .scimdata import create_user, patch, user_body
 
 pytestmark = pytest.mark.skipif(
@@ -95,15 +95,19 @@ def _is_conflict_503(response) -> dict:
 @pytest.mark.parametrize("at_commit", [False, True], ids=["in-statement", "at-commit"])
 def test_one_conflict_is_retried_and_the_post_creates_one_user(scim, conflicts, code, at_commit):
     conflicts.arm(1, code=code, at_commit=at_commit)
+    before = counted("scim_bridge_database_errors_total", kind="conflict-retried")
     response = scim.post("/Users", json=user_body("ann@example.com"))
     assert response.status_code == 201, response.text
+    assert counted("scim_bridge_database_errors_total", kind="conflict-retried") == before + 1
     assert _users_named(scim, "ann@example.com") == 1
 
 
 @pytest.mark.parametrize("at_commit", [False, True], ids=["in-statement", "at-commit"])
 def test_two_conflicts_are_a_scim_503_and_change_nothing(scim, conflicts, at_commit, caplog):
     conflicts.arm(2, code="40P01", at_commit=at_commit)
+    before = counted("scim_bridge_database_errors_total", kind="conflict-503")
     response = scim.post("/Users", json=user_body("ann@example.com"))
+    assert counted("scim_bridge_database_errors_total", kind="conflict-503") == before + 1
     assert not [record for record in caplog.records if record.exc_info]  # no traceback
     body = _is_conflict_503(response)
     assert body["schemas"] == ["urn:ietf:params:scim:api:messages:2.0:Error"]

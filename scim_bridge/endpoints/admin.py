@@ -1,5 +1,6 @@
 """The admin API under ``/api/v1/admin`` (token scope ``admin``): users with their groups and
-live sessions, force logout, the event log and the SCIM request log, all in the token's tenant.
+live sessions, force logout, the event log with each event's deliveries, dead-letter replay,
+webhook endpoints and the SCIM request log, all in the token's tenant.
 """
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ from flask import Blueprint, Response, g, jsonify, request
 
 from ..auth import authenticate
 from ..observability import request_id
-from ..services import Actor, admin, audit
+from ..services import Actor, admin, audit, deliveries, webhooks
 from .context import bridge, json_body, settings
 from .transaction import db
 
@@ -53,7 +54,40 @@ def bulk_logout() -> Response:
 
 @bp.get("/events")
 def list_events() -> Response:
-    return jsonify(audit.list_events(db(), g.actor.tenant_id, request.args, _max()))
+    listing = audit.list_events(db(), g.actor.tenant_id, request.args, _max())
+    deliveries.attach(db(), listing["events"])
+    return jsonify(listing)
+
+
+@bp.post("/events/<event_id>/replay")
+def replay_event(event_id: str) -> Response:
+    return jsonify(deliveries.replay_event(db(), g.actor.tenant_id, event_id))
+
+
+@bp.post("/deliveries/replay")
+def replay_deliveries() -> Response:
+    return jsonify(deliveries.replay_all(db(), g.actor.tenant_id, json_body()))
+
+
+@bp.post("/webhooks")
+def create_webhook() -> tuple[Response, int]:
+    return jsonify(webhooks.create_webhook(db(), g.actor.tenant_id, json_body())), 201
+
+
+@bp.get("/webhooks")
+def list_webhooks() -> Response:
+    return jsonify(webhooks.list_webhooks(db(), g.actor.tenant_id))
+
+
+@bp.get("/webhooks/<webhook_id>")
+def get_webhook(webhook_id: str) -> Response:
+    return jsonify(webhooks.get_webhook(db(), g.actor.tenant_id, webhook_id))
+
+
+@bp.delete("/webhooks/<webhook_id>")
+def delete_webhook(webhook_id: str) -> tuple[str, int]:
+    webhooks.delete_webhook(db(), g.actor.tenant_id, webhook_id)
+    return "", 204
 
 
 @bp.get("/requests")

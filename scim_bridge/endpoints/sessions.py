@@ -15,6 +15,7 @@ from flask import Blueprint, Response, g, jsonify, request
 
 from ..auth import authenticate
 from ..errors import BadRequest, InvalidSyntax
+from ..metrics import INTROSPECTIONS
 from ..observability import request_id
 from ..revocation import sessions
 from ..scim.formats import iso
@@ -68,9 +69,9 @@ def create_session() -> tuple[Response, int]:
 @bp.post("/introspect")
 def introspect() -> Response:
     token = _token_parameter()
-    return jsonify(
-        sessions.introspect(db(), bridge().keys, token, _issuer(), settings().clock())
-    )
+    state = sessions.introspect(db(), bridge().keys, token, _issuer(), settings().clock())
+    INTROSPECTIONS.labels(result="active" if state["active"] else "inactive").inc()
+    return jsonify(state)
 
 
 def _issuer() -> str:

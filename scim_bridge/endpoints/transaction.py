@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from ..db import begin_write
 from ..errors import BridgeError, ConcurrentChange, Conflict, ServiceUnavailable
+from ..metrics import DATABASE_ERRORS
 from .context import bridge
 from .responses import render_error
 
@@ -62,6 +63,7 @@ def finish_transaction(succeeded: bool) -> None:
         current.rollback()
         if is_conflict(error):
             raise _ConflictAtCommit from None
+        DATABASE_ERRORS.labels(kind="unavailable").inc()
         raise ServiceUnavailable("the database is busy; retry the request") from None
     finally:
         current.close()
@@ -104,6 +106,8 @@ def _retried_once_on_conflict(view: Callable[..., Any]) -> Callable[..., Any]:
                 if isinstance(error, DBAPIError) and not is_conflict(error):
                     raise
                 _close(None)
+                DATABASE_ERRORS.labels(kind="conflict-retried" if attempt == 1
+                                       else "conflict-503").inc()
                 log.warning("concurrent-change conflict on %s %s (attempt %d)",
                             request.method, request.path, attempt)
         raise _concurrent_change()
@@ -121,6 +125,7 @@ def _commit_or_roll_back(response: Response) -> Response:
     try:
         finish_transaction(response.status_code < 400)
     except _ConflictAtCommit:  # a response the view wrapper did not commit (a hook's own)
+        DATABASE_ERRORS.labels(kind="conflict-503").inc()
         return _unavailable(_concurrent_change())
     except ServiceUnavailable as error:
         return _unavailable(error)
@@ -132,6 +137,7 @@ def _commit_or_roll_back(response: Response) -> Response:
 
 def _database_unavailable(error: OperationalError) -> Response:
     log.warning("database error on %s %s: %s", request.method, request.path, error.orig)
+    DATABASE_ERRORS.labels(kind="unavailable").inc()
     _close(None)
     return _unavailable(ServiceUnavailable("the database is unavailable; retry the request"))
 

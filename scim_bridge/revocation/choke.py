@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from ..db import utcnow
 from ..events.record import Cause, record
+from ..metrics import REVOCATIONS, count_after_commit
 from ..models import AppSession
 
 _CHUNK = 500
@@ -67,6 +68,8 @@ def revoke_user_sessions(
         for app_session in loaded:
             if app_session.id in ended:
                 db.expire(app_session, ["revoked_at"])
+    count_after_commit(db, REVOCATIONS.labels(cause=cause.type),
+                       sum(len(sids) for sids in revoked.values()))
     affected = ids if record_without_sessions else [u for u in ids if revoked.get(u)]
     record(
         db,

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from ..db import new_id
 from ..errors import Forbidden, InvalidValue, NotFound
 from ..events.record import LOGOUT, Cause
+from ..metrics import SESSIONS_CREATED, count_after_commit
 from ..models import DEFAULT_TENANT, NAME_LENGTH, AppSession, Group, Membership, Tenant, User
 from ..scim.formats import fold
 from . import jose
@@ -113,6 +114,7 @@ def create_session(
                      client=request.client, created_at=now, expires_at=expires_at)
     db.add(row)
     db.flush()
+    count_after_commit(db, SESSIONS_CREATED)
     kid, key = keys.signing_key(db)
     claims = {
         "iss": issuer,
