@@ -13,6 +13,7 @@ from .endpoints import (
     health,
     limits,
     metrics,
+    rate_limits,
     request_log,
     scim,
     sessions,
@@ -45,4 +46,5 @@ def create_app(settings: Settings | None = None) -> Flask:
     # the blueprints' app-wide hooks (headers) and the request id see the final response.
     request_log.init_app(app)
     transaction.init_app(app)
+    rate_limits.init_app(app)  # after the transaction: it wraps the views outside its retry
     return app

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
@@ -20,12 +20,14 @@ TOKEN_PREFIX = "sb_"
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: the token's name, scope and tenant."""
+    """Who is calling: the token's name, scope and tenant, and its hash (the key of its rate
+    limit)."""
 
     token_name: str
     scope: str
     tenant_id: int
     tenant_name: str
+    token_hash: str = field(default="", repr=False)
 
 
 def new_token() -> str:
@@ -71,4 +73,4 @@ def authenticate(session: Session, authorization: str | None, *scopes: str) -> P
     if row.scope not in scopes:
         needed = " or ".join(f"'{scope}'" for scope in scopes)
         raise Forbidden(f"this token has scope '{row.scope}'; this endpoint needs {needed}")
-    return Principal(row.name, row.scope, row.tenant_id, row.tenant_name)
+    return Principal(row.name, row.scope, row.tenant_id, row.tenant_name, row.token_hash)

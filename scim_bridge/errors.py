@@ -17,6 +17,8 @@ class BridgeError(Exception):
     error = "invalid_request"
     #: The cause in plain words, as the request log shows it.
     reason = "bad request"
+    #: Seconds after which a retry may succeed, sent as ``Retry-After``; ``None``: not sent.
+    retry_after: int | None = None
 
     def __init__(self, detail: str, *, scim_type: str | None = None) -> None:
         super().__init__(detail)
@@ -100,6 +102,18 @@ class PayloadTooLarge(BridgeError):
     status = 413
     error = "payload_too_large"
     reason = "request too large"
+
+
+class TooManyRequests(BridgeError):
+    """A rate limit is used up (RFC 6585 §4); ``Retry-After`` says when it refills."""
+
+    status = 429
+    error = "rate_limited"
+    reason = "rate limited"
+
+    def __init__(self, detail: str, *, retry_after: int) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
 
 
 class ServiceUnavailable(BridgeError):

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 from urllib.parse import urlsplit
 
+from limits import parse_many
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -21,7 +22,8 @@ from .logs import LOG_FORMATS
 from .proxy import parse_allowed
 
 __all__ = [
-    "DEFAULT_DATABASE_URL", "ENV_PREFIX", "Settings", "SettingsError", "env_fields", "env_name",
+    "DEFAULT_DATABASE_URL", "ENV_PREFIX", "RATE_LIMIT_OFF", "Settings", "SettingsError",
+    "env_fields", "env_name",
 ]
 
 DEFAULT_DATABASE_URL = "sqlite:///./scim-bridge.db"
@@ -32,10 +34,12 @@ _WHOLE_NUMBER = re.compile(r"[+-]?[0-9]+")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 _DATABASE_HINT = "use sqlite:///path/to/bridge.db or postgresql+psycopg://user@host:5432/dbname"
+#: The value of a rate-limit setting that turns that limit off.
+RATE_LIMIT_OFF = "off"
 
 
 #: Fields only code sets (tests inject a clock); no variable may replace them.
-_NOT_FROM_ENV = {"clock"}
+_NOT_FROM_ENV = {"clock", "rate_limit_key_prefix"}
 
 
 class SettingsError(ValueError):
@@ -73,6 +77,18 @@ class Settings:
     #: PEM file with an EC P-256 private key; by default a key is generated and kept in the DB.
     signing_key_file: str | None = None
     sqlite_busy_timeout_ms: int = 30_000
+    #: Request budgets per token on /scim/v2, /api/v1/admin and /api/v1/sessions, in
+    #: flask-limiter's syntax (several joined by ";"), or "off"; README explains the defaults.
+    rate_limit_scim: str = "300/second;6000/minute"
+    rate_limit_admin: str = "50/second"
+    rate_limit_sessions: str = RATE_LIMIT_OFF
+    #: Failed authentications (401) per client address before its failures become 429s.
+    rate_limit_failed_auth: str = "20/minute"
+    #: Redis holding the rate-limit counters, so several instances share one budget; unset:
+    #: each process counts alone, in memory.
+    redis_url: str | None = None
+    #: Prefix of every rate-limit counter's key; tests give each run its own.
+    rate_limit_key_prefix: str = "scim-bridge"
     #: ``json`` (one object per line, for a log shipper) or ``text`` (for a terminal); a fixed
     #: default, not a guess from the terminal, so what is shipped never changes with ``-t``.
     log_format: str = "json"
@@ -130,6 +146,9 @@ class Settings:
             isinstance(self.signing_key_file, str) and self.signing_key_file.strip()
         ):
             raise SettingsError(f"{env_name('signing_key_file')} must name a PEM file")
+        for name in _RATE_LIMITS:
+            _check_rate_limit(name, getattr(self, name))
+        _check_redis_url(self.redis_url)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -173,6 +192,11 @@ _INT_RANGES: dict[str, tuple[int, int]] = {
     "delivery_concurrency": (1, 256),
 }
 _BOOLEANS = {"revoke_on_group_add", "embedded_worker"}
+
+
+#: The settings that hold a rate limit (or "off").
+_RATE_LIMITS = ("rate_limit_scim", "rate_limit_admin", "rate_limit_sessions",
+                "rate_limit_failed_auth")
 
 
 def _integer(name: str, raw: str) -> int:
@@ -237,3 +261,26 @@ def _check_forwarded_allow_ips(allowed: str) -> None:
         raise SettingsError(f"{env_name('forwarded_allow_ips')}={allowed!r} is not a list of "
                             "proxy addresses; set comma-separated addresses or networks "
                             "(127.0.0.1,10.0.0.0/8), or * to trust every peer")
+
+
+def _check_rate_limit(name: str, value: str) -> None:
+    """One or more budgets such as ``100/second`` or ``300/second;6000/minute``, or "off"."""
+    if isinstance(value, str) and value.strip().lower() == RATE_LIMIT_OFF:
+        return
+    try:
+        budgets = parse_many(value) if isinstance(value, str) else []
+    except ValueError:
+        budgets = []
+    if not budgets or any(budget.amount < 1 for budget in budgets):
+        raise SettingsError(f"{env_name(name)}={value!r} is not a rate limit; set e.g. "
+                            f"100/second, 300/second;6000/minute, or {RATE_LIMIT_OFF}")
+
+
+def _check_redis_url(url: str | None) -> None:
+    if url is None:
+        return
+    scheme = urlsplit(url).scheme if isinstance(url, str) else ""
+    if scheme not in {"redis", "rediss"} or not urlsplit(url).hostname:
+        # The URL may hold a password: do not echo it.
+        raise SettingsError(f"{env_name('redis_url')} is not a Redis URL; use "
+                            "redis://host:6379/0 (rediss:// for TLS)")

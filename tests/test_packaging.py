@@ -66,6 +66,13 @@ def test_postgres_is_an_extra_that_dev_includes(wheel):
     assert any(r.startswith("httpx") and 'extra == "dev"' in r for r in requirements)
 
 
+def test_redis_is_an_extra_that_dev_includes(wheel):
+    requirements = _requirements(wheel)
+    assert any(r.startswith("redis") and 'extra == "redis"' in r for r in requirements)
+    assert any(r.startswith("scim-bridge[redis]") and 'extra == "dev"' in r
+               for r in requirements)
+
+
 def test_the_package_never_imports_httpx_or_psycopg_at_import_time():
     probe = ("import sys; import scim_bridge.cli, scim_bridge.app; "
              "print(sorted(m for m in sys.modules if m.split('.')[0] in {'httpx', 'psycopg'}))")

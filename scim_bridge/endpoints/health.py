@@ -28,7 +28,7 @@ def readyz() -> ResponseReturnValue:
     """200 only when every check passes; else 503 naming the failing checks, with the JSON
     error fields every 503 has and ``Retry-After``, so a load balancer waits and retries."""
     # getattr: the Redis setting arrives with shared rate limits; until then nothing to check
-    checks = readiness(db(), getattr(bridge().settings, "redis_url", None))
+    checks = readiness(db(), bridge().settings.redis_url)
     failing = [name for name, state in checks.items() if state != OK]
     if not failing:
         return jsonify({"status": "ready", "checks": checks})

@@ -29,6 +29,8 @@ def render_error(error: BridgeError) -> Response:
     else:
         response = jsonify(error_document(error, scim=False))
         response.status_code = error.status
+    if error.retry_after is not None:
+        response.headers["Retry-After"] = str(error.retry_after)
     if error.status == 401:
         response.headers["WWW-Authenticate"] = (
             'Bearer realm="scim-bridge", error="invalid_token"' if is_scim()
