@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 import time
 import uuid
@@ -45,6 +46,9 @@ from scim_bridge import create_app, migrate
 from scim_bridge.db import Base, begin_write
 from scim_bridge.services import tokens
 from scim_bridge.settings import Settings
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: tests/
+from tests.harness import BENCH_RATE_LIMITS  # noqa: E402
 
 BULK_REQUEST = "urn:ietf:params:scim:api:messages:2.0:BulkRequest"
 USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
@@ -125,7 +129,8 @@ def scim_client(url: str) -> httpx.Client:
     migrate.upgrade(url)
     if not url.startswith("sqlite"):
         empty_postgres(url)
-    settings = Settings(database_url=url, public_url=PUBLIC_URL, bulk_max_operations=100_000)
+    settings = Settings(database_url=url, public_url=PUBLIC_URL, bulk_max_operations=100_000,
+                        **BENCH_RATE_LIMITS)
     app = create_app(settings)
     bridge = app.extensions["scim_bridge"]
     with bridge.sessions() as db:

@@ -41,7 +41,13 @@ from urllib.parse import urlsplit
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: tests/
-from tests.harness import LOOPBACK, BridgeServer, ServerProcess, free_port  # noqa: E402
+from tests.harness import (  # noqa: E402
+    BENCH_RATE_LIMIT_ENV,
+    LOOPBACK,
+    BridgeServer,
+    ServerProcess,
+    free_port,
+)
 
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
@@ -496,7 +502,8 @@ def start_bridge(
         serve_args += ["--workers", str(args.workers)]
     if args.threads is not None:
         serve_args += ["--threads", str(args.threads)]
-    server = BridgeServer(database.url, serve_args=tuple(serve_args))
+    server = BridgeServer(database.url, env={**os.environ, **BENCH_RATE_LIMIT_ENV},
+                          serve_args=tuple(serve_args))
     try:
         token = server.wait_for_line(r"SCIM token:\s+(sb_\S+)", 120).group(1)
         server.wait_healthy(seconds=60)

@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -35,6 +37,9 @@ from scim_bridge import create_app, migrate
 from scim_bridge.db import begin_write
 from scim_bridge.services import tokens
 from scim_bridge.settings import Settings
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: tests/
+from tests.harness import BENCH_RATE_LIMITS  # noqa: E402
 
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
@@ -47,7 +52,8 @@ class Bench:
 
     def __init__(self, url: str) -> None:
         migrate.upgrade(url)
-        self.app = create_app(Settings(database_url=url, public_url="http://bench.test"))
+        self.app = create_app(Settings(database_url=url, public_url="http://bench.test",
+                                       **BENCH_RATE_LIMITS))
         self.bridge = self.app.extensions["scim_bridge"]
         with self.bridge.sessions() as db:
             begin_write(db)

@@ -20,6 +20,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, text
@@ -29,6 +30,9 @@ from scim_bridge import create_app, migrate
 from scim_bridge.db import begin_write
 from scim_bridge.services import tokens
 from scim_bridge.settings import Settings
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: tests/
+from tests.harness import BENCH_RATE_LIMITS  # noqa: E402
 
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"
@@ -48,7 +52,8 @@ def user_body(user_name: str) -> dict[str, Any]:
 class App:
     def __init__(self, url: str) -> None:
         migrate.upgrade(url)
-        self.app = create_app(Settings(database_url=url, public_url="http://bench.test"))
+        self.app = create_app(Settings(database_url=url, public_url="http://bench.test",
+                                       **BENCH_RATE_LIMITS))
         bridge = self.app.extensions["scim_bridge"]
         self.bridge = bridge
         with bridge.sessions() as db:
