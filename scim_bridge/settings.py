@@ -78,7 +78,7 @@ class Settings:
     signing_key_file: str | None = None
     sqlite_busy_timeout_ms: int = 30_000
     #: Request budgets per token on /scim/v2, /api/v1/admin and /api/v1/sessions, in
-    #: flask-limiter's syntax (several joined by ";"), or "off"; README explains the defaults.
+    #: the limits library's syntax (several joined by ";"), or "off"; README explains the defaults.
     rate_limit_scim: str = "300/second;6000/minute"
     rate_limit_admin: str = "50/second"
     rate_limit_sessions: str = RATE_LIMIT_OFF
