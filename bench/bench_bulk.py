@@ -48,7 +48,7 @@ from scim_bridge.services import tokens
 from scim_bridge.settings import Settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: tests/
-from tests.harness import BENCH_RATE_LIMITS  # noqa: E402
+from tests.harness import UNTHROTTLED  # noqa: E402
 
 BULK_REQUEST = "urn:ietf:params:scim:api:messages:2.0:BulkRequest"
 USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
@@ -130,7 +130,7 @@ def scim_client(url: str) -> httpx.Client:
     if not url.startswith("sqlite"):
         empty_postgres(url)
     settings = Settings(database_url=url, public_url=PUBLIC_URL, bulk_max_operations=100_000,
-                        **BENCH_RATE_LIMITS)
+                        **UNTHROTTLED)
     app = create_app(settings)
     bridge = app.extensions["scim_bridge"]
     with bridge.sessions() as db:

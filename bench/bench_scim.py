@@ -42,8 +42,8 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: tests/
 from tests.harness import (  # noqa: E402
-    BENCH_RATE_LIMIT_ENV,
     LOOPBACK,
+    UNTHROTTLED_ENV,
     BridgeServer,
     ServerProcess,
     free_port,
@@ -502,7 +502,7 @@ def start_bridge(
         serve_args += ["--workers", str(args.workers)]
     if args.threads is not None:
         serve_args += ["--threads", str(args.threads)]
-    server = BridgeServer(database.url, env={**os.environ, **BENCH_RATE_LIMIT_ENV},
+    server = BridgeServer(database.url, env={**os.environ, **UNTHROTTLED_ENV},
                           serve_args=tuple(serve_args))
     try:
         token = server.wait_for_line(r"SCIM token:\s+(sb_\S+)", 120).group(1)

@@ -40,7 +40,7 @@ from scim_bridge.services import tokens
 from scim_bridge.settings import Settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: tests/
-from tests.harness import BENCH_RATE_LIMIT_ENV, BENCH_RATE_LIMITS, BridgeServer  # noqa: E402
+from tests.harness import UNTHROTTLED, UNTHROTTLED_ENV, BridgeServer  # noqa: E402
 
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 PUBLIC_URL = "http://bench.test"
@@ -67,7 +67,7 @@ class Bench:
         migrate.upgrade(url)
         self.url = url
         self.app = create_app(Settings(database_url=url, public_url=PUBLIC_URL,
-                                       **BENCH_RATE_LIMITS))
+                                       **UNTHROTTLED))
         self.bridge = self.app.extensions["scim_bridge"]
         with self.bridge.sessions() as db:
             begin_write(db)
@@ -185,7 +185,7 @@ def _drive(base: str, sessions_token: str, token: str | None, seconds: float,
 def http_rates(bench: Bench, seconds: float, clients: int = 4) -> tuple[float, float]:
     """(introspections, healthz) per second over HTTP against one ``scim-bridge serve``
     process (gunicorn, one worker); client processes run on the same machine."""
-    env = {**os.environ, **BENCH_RATE_LIMIT_ENV, "SCIM_BRIDGE_PUBLIC_URL": PUBLIC_URL}
+    env = {**os.environ, **UNTHROTTLED_ENV, "SCIM_BRIDGE_PUBLIC_URL": PUBLIC_URL}
     server = BridgeServer(bench.url, env=env, serve_args=("--workers", "1", "--threads", "1"))
     base = server.base_url
     try:

@@ -32,7 +32,7 @@ from scim_bridge.services import tokens
 from scim_bridge.settings import Settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: tests/
-from tests.harness import BENCH_RATE_LIMITS  # noqa: E402
+from tests.harness import UNTHROTTLED  # noqa: E402
 
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"
@@ -53,7 +53,7 @@ class App:
     def __init__(self, url: str) -> None:
         migrate.upgrade(url)
         self.app = create_app(Settings(database_url=url, public_url="http://bench.test",
-                                       **BENCH_RATE_LIMITS))
+                                       **UNTHROTTLED))
         bridge = self.app.extensions["scim_bridge"]
         self.bridge = bridge
         with bridge.sessions() as db:

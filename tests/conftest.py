@@ -20,6 +20,7 @@ from scim_bridge.services import tokens
 from scim_bridge.settings import Settings
 
 from .clock import Clock
+from .harness import UNTHROTTLED
 
 PUBLIC_URL = "http://bridge.test"
 PG_URL = os.environ.get("SCIM_BRIDGE_TEST_DATABASE_URL", "")
@@ -78,7 +79,7 @@ def clock() -> Clock:
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
-    return Settings(database_url=database_url, public_url=PUBLIC_URL)
+    return Settings(database_url=database_url, public_url=PUBLIC_URL, **UNTHROTTLED)
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ from sqlalchemy import MetaData, create_engine, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SAWarning
 
-from .harness import BridgeServer, scim_bridge_command
+from .harness import UNTHROTTLED_ENV, BridgeServer, scim_bridge_command
 from .harness import wait_healthy as wait_healthy  # re-exported: tests wait through live
 
 PG_URL = os.environ.get("SCIM_BRIDGE_TEST_DATABASE_URL", "")
@@ -140,6 +140,7 @@ def serve(*serve_args: str) -> Iterator[LiveServer]:
     database; stop it and drop the database after."""
     with fresh_database() as database_url:
         env = {k: v for k, v in os.environ.items() if k != "SCIM_BRIDGE_PUBLIC_URL"}
+        env.update(UNTHROTTLED_ENV)  # the shared server answers many tests' requests at once
         server = BridgeServer(database_url, env=env, serve_args=("--workers", "2", *serve_args))
         try:
             token = server.wait_for_line(_TOKEN_LINE.pattern, STARTUP_SECONDS).group(1)

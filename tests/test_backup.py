@@ -18,6 +18,7 @@ from scim_bridge.settings import Settings
 
 from .conftest import PUBLIC_URL, http_client, make_token
 from .disks import small_disk  # noqa: F401  (fixture)
+from .harness import UNTHROTTLED
 from .scimdata import user_body
 from .test_operator_errors import assert_one_line_exit_2, invoke
 
@@ -32,7 +33,7 @@ def database_url(tmp_path: Path) -> str:
 
 def _user_names(database_url: str) -> set[str]:
     """Every userName in a database, read over HTTP by an app of its own."""
-    app = create_app(Settings(database_url=database_url, public_url=PUBLIC_URL))
+    app = create_app(Settings(database_url=database_url, public_url=PUBLIC_URL, **UNTHROTTLED))
     try:
         with http_client(app, make_token(app, "reader", "scim"), "/scim/v2") as client:
             response = client.get("/Users", params={"count": 1000, "attributes": "userName"})

@@ -29,6 +29,7 @@ from scim_bridge.services import tokens
 from scim_bridge.settings import Settings
 
 from .conftest import PG_URL, PUBLIC_URL, _truncate, http_client, make_token
+from .harness import UNTHROTTLED
 from .scimdata import patch
 
 ENTERPRISE = schema.ENTERPRISE_USER
@@ -133,7 +134,8 @@ def _moment(resource: dict[str, Any], which: str) -> dt.datetime:
 @pytest.fixture(scope="module")
 def directory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Directory]:
     settings = Settings(
-        database_url=_database_url(tmp_path_factory.mktemp("filters")), public_url=PUBLIC_URL
+        database_url=_database_url(tmp_path_factory.mktemp("filters")), public_url=PUBLIC_URL,
+        **UNTHROTTLED,
     )
     app = create_app(settings)
     bridge = app.extensions["scim_bridge"]
