@@ -21,6 +21,7 @@ from scim_bridge.settings import Settings
 
 from .clock import Clock
 from .harness import UNTHROTTLED
+from .receivers import Receiver, receiving
 
 PUBLIC_URL = "http://bridge.test"
 PG_URL = os.environ.get("SCIM_BRIDGE_TEST_DATABASE_URL", "")
@@ -164,3 +165,19 @@ def api(app: object) -> Iterator[httpx.Client]:
 def admin(app: object) -> Iterator[httpx.Client]:
     with admin_client(app) as client:
         yield client
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A loopback receiver of deliveries for one test."""
+    with receiving() as running:
+        yield running
+
+
+@pytest.fixture
+def worker(app: object) -> Iterator[object]:
+    """The delivery worker of the test app, running in a thread, woken by its commits."""
+    running = app.extensions["scim_bridge"].delivery_worker()  # type: ignore[attr-defined]
+    running.start()
+    yield running
+    running.stop(wait=15)

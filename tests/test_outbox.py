@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -18,7 +17,7 @@ from scim_bridge.settings import Settings
 
 from .conftest import PUBLIC_URL
 from .harness import scim_bridge_command
-from .receivers import Answer, Receiver, ids, receiving, register
+from .receivers import Answer, ids, receiving, register
 from .scimdata import create_group, create_user, patch
 
 DEACTIVATE = patch({"op": "replace", "path": "active", "value": False})
@@ -31,20 +30,6 @@ def settings(database_url: str) -> Settings:
     return Settings(database_url=database_url, public_url=PUBLIC_URL,
                     delivery_backoff_base_ms=20, delivery_poll_ms=100, delivery_timeout=2,
                     delivery_lease=5)
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    with receiving() as running:
-        yield running
-
-
-@pytest.fixture
-def worker(app):
-    running = app.extensions["scim_bridge"].delivery_worker()
-    running.start()
-    yield running
-    running.stop(wait=15)
 
 
 def deliveries_of(admin, event_type: str | None = None) -> list[dict]:

@@ -4,34 +4,18 @@ loopback receiver gets, each delivery verified with the official ``standardwebho
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
 
 import pytest
 
 from scim_bridge import create_app
 
 from .conftest import admin_client
-from .receivers import Receiver, receiving, register
+from .receivers import register
 from .scimdata import create_group, create_user, patch
 from .sessionkit import start_session
 
 TOPICS = ["session.revoked", "user.deactivated", "user.reactivated", "user.deleted",
           "group.member_removed", "group.deleted"]
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    with receiving() as running:
-        yield running
-
-
-@pytest.fixture
-def worker(app):
-    """The delivery worker of the test app, running in a thread, woken by its commits."""
-    running = app.extensions["scim_bridge"].delivery_worker()
-    running.start()
-    yield running
-    running.stop(wait=15)
 
 
 def test_registering_shows_the_secret_once(admin):
