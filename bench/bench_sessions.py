@@ -44,7 +44,8 @@ from tests.harness import UNTHROTTLED, UNTHROTTLED_ENV, BridgeServer  # noqa: E4
 
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 PUBLIC_URL = "http://bench.test"
-INTROSPECTION_TARGET = 2000.0
+#: Issue 10 §7: introspections per second in one process, by backend.
+INTROSPECTION_TARGETS = {"sqlite": 5000.0, "postgresql": 3000.0}
 BULK_TARGET_S = 2.0
 
 
@@ -66,6 +67,7 @@ class Bench:
     def __init__(self, url: str) -> None:
         migrate.upgrade(url)
         self.url = url
+        self.backend = make_url(url).get_backend_name()
         self.app = create_app(Settings(database_url=url, public_url=PUBLIC_URL,
                                        **UNTHROTTLED))
         self.bridge = self.app.extensions["scim_bridge"]
@@ -135,6 +137,10 @@ class Bench:
             for start in range(0, len(rows), 5000):
                 db.execute(insert(model), rows[start : start + 5000])
             db.commit()
+        if self.backend == "postgresql":  # what autovacuum does within a minute of a bulk load
+            with self.bridge.engine.connect() as connection:
+                connection.execute(text(f"ANALYZE {model.__tablename__}"))
+                connection.commit()
 
 
 def introspection_rate(bench: Bench, seconds: float) -> tuple[float, float]:
@@ -290,7 +296,7 @@ def _run(bench: Bench, seconds: float, bulk_users: int, repeats: int) -> list[tu
     over_http, healthz = http_rates(bench, seconds)
     rows = [
         ("introspection in-process, same token", f"{warm:,.0f} /s",
-         f">= {INTROSPECTION_TARGET:,.0f} /s"),
+         f">= {INTROSPECTION_TARGETS[bench.backend]:,.0f} /s"),
         ("introspection in-process, new token each", f"{cold:,.0f} /s", ""),
         ("introspection over HTTP, 1 serve worker", f"{over_http:,.0f} /s", "4 clients"),
         ("GET /healthz over HTTP, same setup", f"{healthz:,.0f} /s", "HTTP ceiling"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from . import observability
+from . import observability, web
 from .endpoints import (
     admin,
     errors,
@@ -17,6 +17,7 @@ from .endpoints import (
     request_log,
     scim,
     sessions,
+    ssf,
     transaction,
     well_known,
 )
@@ -40,8 +41,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     errors.init_app(app)
     limits.init_app(app)
     for blueprint in (scim.bp, health.bp, sessions.bp, admin.bp, feed.bp,
-                      well_known.bp, metrics.bp):
+                      well_known.bp, ssf.bp, metrics.bp):
         app.register_blueprint(blueprint)
+    web.init_app(app)  # the admin page: its blueprint, cookie session and CSRF
     # after_request hooks run last-registered first: commit, then log the final status, then
     # the blueprints' app-wide hooks (headers) and the request id see the final response.
     request_log.init_app(app)

@@ -6,12 +6,14 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import bindparam, select
-from sqlalchemy.orm import Session
 
+from .db import Reader, connection_of
 from .errors import Forbidden, Unauthorized
 from .models import ApiToken, Tenant
+from .prepared import BoundRead, PreparedRead
 
 #: ``metrics`` reads only ``GET /metrics``: counters of every tenant, no tenant data.
 SCOPES = ("scim", "sessions", "admin", "ssf", "metrics")
@@ -48,8 +50,8 @@ def bearer_token(authorization: str | None) -> str:
     return token.strip()
 
 
-# Built once: authentication runs on every request, so it skips ORM entity loading.
-_TOKEN_BY_HASH = (
+# Prepared once: authentication runs on every request, so it skips ORM entity loading.
+_TOKEN_BY_HASH = PreparedRead(
     select(
         ApiToken.name,
         ApiToken.scope,
@@ -63,11 +65,26 @@ _TOKEN_BY_HASH = (
 )
 
 
-def authenticate(session: Session, authorization: str | None, *scopes: str) -> Principal:
+def authenticate(db: Reader, authorization: str | None, *scopes: str) -> Principal:
     """The caller of a request, whose token must have one of ``scopes``."""
-    token = bearer_token(authorization)
-    digest = hash_token(token)
-    row = session.connection().execute(_TOKEN_BY_HASH, {"digest": digest}).first()
+    return principal_of(db, hash_token(bearer_token(authorization)), *scopes)
+
+
+def principal_of(db: Reader, digest: str, *scopes: str) -> Principal:
+    """The holder of the token whose SHA-256 is ``digest`` (the admin page keeps only that),
+    which must be unrevoked and have one of ``scopes``."""
+    return principal_from(_TOKEN_BY_HASH.all(connection_of(db), {"digest": digest}),
+                          digest, *scopes)
+
+
+def token_read(digest: str) -> BoundRead:
+    """The read :func:`principal_from` judges, to send together with others."""
+    return _TOKEN_BY_HASH.bound(digest=digest)
+
+
+def principal_from(rows: list[Any], digest: str, *scopes: str) -> Principal:
+    """:func:`principal_of` from the rows :func:`token_read` read (one, or none)."""
+    row = rows[0] if rows else None
     if row is None or row.revoked_at is not None or not hmac.compare_digest(row.token_hash, digest):
         raise Unauthorized("the bearer token is unknown or revoked")
     if row.scope not in scopes:

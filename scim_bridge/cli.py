@@ -174,7 +174,7 @@ def serve(host: str, port: int, workers: int, threads: int, metrics_port: int | 
     _metrics_directory()
     if metrics_port is not None:
         try:
-            listen_for_metrics(metrics_port)
+            listen_for_metrics(metrics_port, settings)
         except OSError as exc:
             raise OperatorError(f"--metrics-port {metrics_port}: cannot listen on "
                                 f"{METRICS_HOST} ({exc.strerror}); choose a free port") from None
@@ -221,12 +221,14 @@ def worker_command() -> None:
 
     from . import migrate
     from .events.worker import DeliveryWorker
+    from .revocation.keys import KeyRing
 
     settings = _settings()
     migrate.upgrade(settings.database_url)
     engine = make_engine(settings.database_url,
                          busy_timeout_ms=settings.sqlite_busy_timeout_ms)
-    worker = DeliveryWorker(make_sessionmaker(engine), settings)
+    sessions = make_sessionmaker(engine)
+    worker = DeliveryWorker(sessions, settings, signer=KeyRing(sessions, settings))
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: worker.stop())
     click.echo(f"delivery worker {worker.owner} running", err=True)
@@ -429,11 +431,12 @@ def webhook_add(url: str, events: str | None, tenant_name: str | None) -> None:
     (shown once)."""
     from .services import webhooks
 
+    settings = _settings()
     body: dict[str, Any] = {"url": url}
     if events is not None:
         body["events"] = [name.strip() for name in events.split(",") if name.strip()]
     created = _writing(
-        lambda db: webhooks.create_webhook(db, _tenant_id(db, tenant_name), body))
+        lambda db: webhooks.create_webhook(db, _tenant_id(db, tenant_name), body, settings))
     click.echo(f"id:     {created['id']}")
     click.echo(f"url:    {created['url']}")
     click.echo(f"events: {','.join(created['events'])}")
@@ -459,6 +462,67 @@ def webhook_remove(webhook_id: str, tenant_name: str | None) -> None:
 
     _writing(lambda db: webhooks.delete_webhook(db, _tenant_id(db, tenant_name), webhook_id))
     click.echo(f"removed {webhook_id}")
+
+
+@webhook.command("rotate")
+@click.argument("webhook_id")
+@_TENANT_OPTION
+def webhook_rotate(webhook_id: str, tenant_name: str | None) -> None:
+    """A new secret for WEBHOOK_ID, alone on the last line (shown once); the previous one
+    keeps signing beside it for SCIM_BRIDGE_WEBHOOK_SECRET_GRACE seconds."""
+    from .services import webhooks
+
+    settings = _settings()
+    rotated = _writing(lambda db: webhooks.rotate_secret(
+        db, _tenant_id(db, tenant_name), webhook_id, settings))
+    click.echo(f"id:                    {rotated['id']}")
+    click.echo(f"previous secret until: {rotated['previous_secret_until']}")
+    click.echo(rotated["secret"])
+
+
+@main.group("logout-client")
+def logout_client() -> None:
+    """OpenID Connect back-channel logout clients."""
+
+
+@logout_client.command("add")
+@click.argument("client_id")
+@click.argument("url")
+@_TENANT_OPTION
+def logout_client_add(client_id: str, url: str, tenant_name: str | None) -> None:
+    """Register CLIENT_ID's back-channel logout URL; prints the registration's id."""
+    from .services import logout_clients
+
+    settings = _settings()
+    body = {"client_id": client_id, "backchannel_logout_uri": url}
+    created = _writing(lambda db: logout_clients.create_logout_client(
+        db, _tenant_id(db, tenant_name), body, settings))
+    click.echo(created["id"])
+
+
+@logout_client.command("list")
+@_TENANT_OPTION
+def logout_client_list(tenant_name: str | None) -> None:
+    """The tenant's logout clients: id, client id, URL and state, tab-separated."""
+    from .services import logout_clients
+
+    listed = _reading(lambda db: logout_clients.list_logout_clients(
+        db, _tenant_id(db, tenant_name)))
+    for client in listed["logout_clients"]:
+        click.echo(f"{client['id']}\t{client['client_id']}\t{client['backchannel_logout_uri']}"
+                   f"\t{client['state']}")
+
+
+@logout_client.command("remove")
+@click.argument("client_ref")
+@_TENANT_OPTION
+def logout_client_remove(client_ref: str, tenant_name: str | None) -> None:
+    """Remove a logout client by the id ``add`` printed."""
+    from .services import logout_clients
+
+    _writing(lambda db: logout_clients.delete_logout_client(
+        db, _tenant_id(db, tenant_name), client_ref))
+    click.echo(f"removed {client_ref}")
 
 
 @main.group("events")

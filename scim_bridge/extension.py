@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from .db import make_engine, make_sessionmaker
 from .events.outbox import ring_on_commit
+from .events.ssf import PollBell
 from .requestlog import RequestLog
 from .revocation.keys import KeyRing
 from .settings import Settings
@@ -28,6 +29,9 @@ class Bridge:
     request_log: RequestLog
     #: Rung by every commit that added deliveries: the local delivery worker wakes at once.
     doorbell: threading.Event = field(default_factory=threading.Event)
+    #: Rung by the same commits for the SSF long polls waiting in this process.
+    poll_bell: PollBell | None = None
+    _secrets: dict[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
     def build(cls, settings: Settings) -> Bridge:
@@ -41,10 +45,25 @@ class Bridge:
             request_log=RequestLog(sessions, settings.request_log_retention),
         )
         ring_on_commit(sessions, bridge.doorbell)
+        bridge.poll_bell = PollBell(sessions)
         return bridge
+
+    def deployment_secret(self, name: str) -> str:
+        """A secret every instance shares (services/keys.py), read once per process in its own
+        committed transaction, so no request's rollback can leave two workers with two keys."""
+        if name not in self._secrets:
+            from .db import begin_write
+            from .services.keys import deployment_secret
+
+            with self.sessions() as db:
+                begin_write(db)
+                value = deployment_secret(db, name)
+                db.commit()
+            self._secrets[name] = value
+        return self._secrets[name]
 
     def delivery_worker(self) -> DeliveryWorker:
         """A delivery worker on this app's database, woken by this app's commits."""
         from .events.worker import DeliveryWorker
 
-        return DeliveryWorker(self.sessions, self.settings, self.doorbell)
+        return DeliveryWorker(self.sessions, self.settings, self.doorbell, signer=self.keys)

@@ -10,7 +10,9 @@ and the edge all count through these objects.
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from prometheus_client import (
@@ -24,11 +26,14 @@ from prometheus_client import (
 )
 from prometheus_client import multiprocess as _multiprocess
 from prometheus_client import values as _values
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 __all__ = [
-    "DATABASE_ERRORS", "INTROSPECTIONS", "REQUESTS", "REQUEST_LOG_PENDING", "REQUEST_SECONDS",
+    "DATABASE_ERRORS", "DELIVERY_ATTEMPTS", "DELIVERY_LATENCY", "OutboxGauges",
+    "OutboxState", "INTROSPECTIONS", "REQUESTS", "REQUEST_LOG_PENDING", "REQUEST_SECONDS",
     "REVOCATIONS", "SESSIONS_CREATED", "MULTIPROC_ENV", "count_after_commit", "enable_multiprocess",
     "exposition", "mark_process_dead", "multiprocess_registry",
 ]
@@ -75,10 +80,58 @@ REQUEST_LOG_PENDING = Gauge(
     multiprocess_mode="livesum",
 )
 
-# -- the outbox (delivery issue) ------------------------------------------------------------------
-# Its gauges and counters go here, beside the others: outbox depth and oldest pending age
-# (Gauge, multiprocess_mode="max" when the worker sets them from a query), delivery latency
-# (Histogram) and dead letters (Counter), each labelled by receiver kind.
+# -- the outbox ------------------------------------------------------------------------------------
+# Counted by the worker, in whichever process it runs: each attempt by receiver kind and what
+# the sender made of it, and the time from a delivery's creation (or replay) to its success.
+# Depth, oldest pending age and dead letters are the database's state, read at each scrape
+# (OutboxGauges below), so every process and every instance reports the same truth.
+
+DELIVERY_ATTEMPTS = Counter(
+    "scim_bridge_delivery_attempts",
+    "Delivery attempts, by receiver kind and outcome (delivered, retry, dead).",
+    ["kind", "outcome"],
+)
+DELIVERY_LATENCY = Histogram(
+    "scim_bridge_delivery_latency_seconds",
+    "Time from a delivery's creation (or replay) to the receiver's success, by receiver kind.",
+    ["kind"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0, 300.0, 3600.0, 86400.0),
+)
+
+#: One receiver kind's outbox as the database has it: (kind, open rows, seconds the oldest
+#: open row has been due, dead rows).
+OutboxState = tuple[str, int, float, int]
+
+
+class OutboxGauges(Collector):
+    """The outbox gauges, read from the database when scraped (``read`` runs the query)."""
+
+    def __init__(self, read: Callable[[], list[OutboxState]]) -> None:
+        self._read = read
+
+    def collect(self) -> Iterator[Metric]:
+        depth = GaugeMetricFamily(
+            "scim_bridge_outbox_depth",
+            "Deliveries not yet delivered nor dead (pending or retrying), by receiver kind.",
+            labels=["kind"])
+        oldest = GaugeMetricFamily(
+            "scim_bridge_outbox_oldest_pending_age_seconds",
+            "How long the longest-waiting open delivery has been due, by receiver kind.",
+            labels=["kind"])
+        dead = GaugeMetricFamily(
+            "scim_bridge_outbox_dead_letters",
+            "Dead-lettered deliveries waiting for a replay, by receiver kind.", labels=["kind"])
+        try:
+            state = self._read()
+        except Exception:  # the database is away: the other metrics still answer
+            logging.getLogger(__name__).warning("reading the outbox for metrics failed",
+                                                exc_info=True)
+            return
+        for kind, open_rows, age, dead_rows in state:
+            depth.add_metric([kind], open_rows)
+            oldest.add_metric([kind], age)
+            dead.add_metric([kind], dead_rows)
+        yield from (depth, oldest, dead)
 
 
 def count_after_commit(db: Session, counter: Any, amount: float = 1) -> None:
@@ -116,14 +169,21 @@ def enable_multiprocess(directory: str) -> None:
         metric._metric_init()
 
 
-def exposition() -> tuple[bytes, str]:
+def exposition(*extra: Collector) -> tuple[bytes, str]:
     """The text format of every metric (summed over every worker's files in multiprocess
-    mode) and its content type."""
+    mode), then of the ``extra`` collectors (read at scrape), and its content type."""
     if os.environ.get(MULTIPROC_ENV):
         registry = CollectorRegistry()
         _multiprocess.MultiProcessCollector(registry)
-        return generate_latest(registry), CONTENT_TYPE_LATEST
-    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+    else:
+        registry = REGISTRY
+    body = generate_latest(registry)
+    if extra:
+        scraped = CollectorRegistry(auto_describe=False)
+        for collector in extra:
+            scraped.register(collector)
+        body += generate_latest(scraped)
+    return body, CONTENT_TYPE_LATEST
 
 
 def multiprocess_registry() -> CollectorRegistry:

@@ -239,6 +239,9 @@ class Event(Base):
     occurred_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     #: The request (or CLI action) that caused the event: shared by every event it caused.
     txn: Mapped[str | None] = mapped_column(String(128))
+    #: The user's primary email (else their first) when the event was recorded: what an SSF
+    #: stream of format ``email`` names them by, the same on every retry and after a deletion.
+    user_email: Mapped[str | None] = mapped_column(_sized(_VALUES, "value"))
     #: The writing transaction's id on PostgreSQL, 0 on SQLite and for rows older than the
     #: column: the database fills it in (migration 0003), so no INSERT can leave it out.
     xid: Mapped[int] = mapped_column(BigInteger, server_default=FetchedValue())
@@ -292,6 +295,22 @@ class ReceiverEventType(Base):
     event_type: Mapped[str] = mapped_column(String(64), primary_key=True)
 
 
+class RemovedSubject(Base):
+    """A user an SSF stream removed (SSF 1.0 §8.1.3.3): the outbox adds no delivery of that
+    user's events for the stream (a lookup by this primary key) until the stream adds them
+    again. Goes with the stream, and with the user."""
+
+    __tablename__ = "stream_removed_subjects"
+
+    receiver_id: Mapped[str] = mapped_column(
+        ForeignKey("receivers.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[str] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    removed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class Delivery(Base):
     """One event on its way to one receiver (the transactional outbox row). ``subject`` (the
     user or group id) is the ordering key: a row is never sent while an earlier row of the same
@@ -325,6 +344,9 @@ class Delivery(Base):
     #: When an operator last sent a dead row back; the give-up period counts from here then.
     replayed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     delivered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    #: The ``jti``s an RFC 8936 poll receiver acknowledged of this row's SETs, while others
+    #: are still unacknowledged (a row carries one SET per ended session).
+    acked: Mapped[list[str] | None] = mapped_column(JSON)
 
 
 class DeliveryAttempt(Base):

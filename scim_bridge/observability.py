@@ -13,6 +13,8 @@ import logging
 import re
 import time
 import uuid
+from functools import lru_cache
+from typing import Any
 
 from flask import Flask, Response, g, request
 
@@ -47,8 +49,9 @@ def _finish(response: Response) -> Response:
     route = request.url_rule.rule if request.url_rule is not None else UNMATCHED
     method = request.method if request.method in _METHODS else "other"
     duration_ms = elapsed_ms()
-    REQUESTS.labels(route=route, method=method, status=str(response.status_code)).inc()
-    REQUEST_SECONDS.labels(route=route, method=method).observe(duration_ms / 1000)
+    counted, timed = _series(route, method, response.status_code)
+    counted.inc()
+    timed.observe(duration_ms / 1000)
     principal = g.get("principal")
     _access.info(
         "%s %s %d %.1f ms", method, route, response.status_code, duration_ms,
@@ -65,6 +68,14 @@ def _finish(response: Response) -> Response:
         },
     )
     return response
+
+
+@lru_cache(maxsize=4096)  # routes x methods x statuses: a few hundred series at most
+def _series(route: str, method: str, status: int) -> tuple[Any, Any]:
+    """The request counter and latency histogram of one series, looked up once: a label
+    lookup costs more than the count."""
+    return (REQUESTS.labels(route=route, method=method, status=str(status)),
+            REQUEST_SECONDS.labels(route=route, method=method))
 
 
 def request_id() -> str:

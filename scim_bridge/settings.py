@@ -21,6 +21,9 @@ from sqlalchemy.exc import ArgumentError
 from .logs import LOG_FORMATS
 from .proxy import parse_allowed
 
+#: ``receiver_urls``: every URL, or public addresses only (events/urls.py applies it).
+RECEIVER_URL_RULES = ("any", "public")
+
 __all__ = [
     "DEFAULT_DATABASE_URL", "ENV_PREFIX", "RATE_LIMIT_OFF", "Settings", "SettingsError",
     "env_fields", "env_name",
@@ -84,6 +87,10 @@ class Settings:
     rate_limit_sessions: str = RATE_LIMIT_OFF
     #: Failed authentications (401) per client address before its failures become 429s.
     rate_limit_failed_auth: str = "20/minute"
+    #: Failed sign-ins to the admin page per client address before they are answered 429.
+    rate_limit_sign_in: str = "10/minute"
+    #: Seconds an admin page session lasts after sign-in (the cookie's and the server's expiry).
+    admin_session_lifetime: int = 8 * 3600
     #: Redis holding the rate-limit counters, so several instances share one budget; unset:
     #: each process counts alone, in memory.
     redis_url: str | None = None
@@ -111,6 +118,15 @@ class Settings:
     delivery_poll_ms: int = 1000
     #: Deliveries one worker sends at once: a slow receiver holds one slot, not the others.
     delivery_concurrency: int = 8
+    #: Seconds an RFC 8936 long poll (``returnImmediately`` false) waits for a SET at most.
+    ssf_long_poll_seconds: int = 20
+    #: SSF ``min_verification_interval``: seconds a stream waits between verification requests.
+    ssf_min_verification_interval: int = 10
+    #: Where receivers may be: ``any`` URL (loopback and private addresses included: the app's
+    #: services are usually internal), or only ``public`` addresses (events/urls.py).
+    receiver_urls: str = "any"
+    #: Seconds a webhook's previous secret keeps signing beside the new one after a rotation.
+    webhook_secret_grace: int = 24 * 3600
     #: "Now" (aware UTC) for session expiry and token times; tests pass a clock they move.
     clock: Callable[[], dt.datetime] = utc_now
 
@@ -139,6 +155,9 @@ class Settings:
         if self.log_format not in LOG_FORMATS:
             raise SettingsError(f"{env_name('log_format')}={self.log_format!r} is not a log "
                                 f"format; set {' or '.join(LOG_FORMATS)}")
+        if self.receiver_urls not in RECEIVER_URL_RULES:
+            raise SettingsError(f"{env_name('receiver_urls')}={self.receiver_urls!r} is not a "
+                                f"receiver URL rule; set {' or '.join(RECEIVER_URL_RULES)}")
         _check_database_url(self.database_url)
         _check_public_url(self.public_url)
         _check_forwarded_allow_ips(self.forwarded_allow_ips)
@@ -190,13 +209,18 @@ _INT_RANGES: dict[str, tuple[int, int]] = {
     "delivery_timeout": (1, 29),
     "delivery_poll_ms": (10, 60_000),
     "delivery_concurrency": (1, 256),
+    # Well under gunicorn's 60 s worker timeout, which would kill a waiting poll.
+    "ssf_long_poll_seconds": (1, 30),
+    "ssf_min_verification_interval": (0, 86_400),
+    "admin_session_lifetime": (60, 7 * 24 * 3600),
+    "webhook_secret_grace": (0, _INT_MAX),
 }
 _BOOLEANS = {"revoke_on_group_add", "embedded_worker"}
 
 
 #: The settings that hold a rate limit (or "off").
 _RATE_LIMITS = ("rate_limit_scim", "rate_limit_admin", "rate_limit_sessions",
-                "rate_limit_failed_auth")
+                "rate_limit_failed_auth", "rate_limit_sign_in")
 
 
 def _integer(name: str, raw: str) -> int:

@@ -56,10 +56,19 @@ def postgres_unreachable(reason: str) -> NoReturn:
 
 
 def _truncate(url: str) -> None:
+    """Empty every table and restart every sequence, in one round trip. DELETE, not TRUNCATE:
+    these tables hold a handful of rows, and TRUNCATE makes new files for every table and index
+    (hundreds of milliseconds per test on a busy disk) and waits for every other connection's
+    lock on them."""
     engine = create_engine(url)
-    names = ", ".join(f'"{table.name}"' for table in Base.metadata.sorted_tables)
     with engine.begin() as conn:
-        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        sequences = conn.execute(text(
+            "SELECT sequencename FROM pg_sequences WHERE schemaname = current_schema()"
+        )).scalars().all()
+        statements = [f'DELETE FROM "{table.name}"'
+                      for table in reversed(Base.metadata.sorted_tables)]
+        statements += [f"SELECT setval('\"{name}\"', 1, false)" for name in sequences]
+        conn.exec_driver_sql("; ".join(statements))
     engine.dispose()
 
 

@@ -32,6 +32,10 @@ class SmallDisk:
         """Remount it read-only (which needs no file open for writing on it)."""
         _mount("-o", "remount,ro", str(self.path))
 
+    def writable(self) -> None:
+        """Remount it read-write again."""
+        _mount("-o", "remount,rw", str(self.path))
+
 
 def _mount(*arguments: str) -> None:
     subprocess.run(["mount", *arguments], check=True, capture_output=True, timeout=10)

@@ -32,6 +32,8 @@ class Answer:
     headers: dict[str, str] = field(default_factory=dict)
     #: Seconds to wait before answering (a receiver that hangs).
     delay: float = 0.0
+    #: The answer's body (e.g. an RFC 8935 error ``{"err", "description"}``).
+    body: bytes = b""
 
 
 class Receiver:
@@ -62,8 +64,9 @@ class Receiver:
                 self.send_response(answer.status)
                 for name, value in answer.headers.items():
                     self.send_header(name, value)
-                self.send_header("Content-Length", "0")
+                self.send_header("Content-Length", str(len(answer.body)))
                 self.end_headers()
+                self.wfile.write(answer.body)
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -113,3 +116,19 @@ def register(admin: Any, url: str, events: list[str] | None = None) -> dict[str,
 
 def ids(requests: list[Received]) -> list[str]:
     return [r.headers["webhook-id"] for r in requests]
+
+
+def deliveries_of(admin: Any, event_type: str | None = None) -> list[dict[str, Any]]:
+    """Every delivery of the admin's tenant's events (of ``event_type`` if given)."""
+    params = {"count": 1000, **({"type": event_type} if event_type else {})}
+    return [d for e in admin.get("/events", params=params).json()["events"]
+            for d in e["deliveries"]]
+
+
+def wait_until(check: Any, seconds: float = 10.0) -> Any:
+    """``check()``'s first truthy answer, polled every 50 ms; fails after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while not (found := check()):
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+    return found

@@ -130,17 +130,35 @@ def test_another_tenants_admin_sees_none_of_these_users(app, staff):
         assert other.get(f"/users/{staff['amy']['id']}/sessions").status_code == 404
 
 
+# Enough rows that each index's range condition decides its cost: on a table of three rows
+# every index of users costs the same and the planner's pick among them is arbitrary.
+_FILLER_USERS = """
+    INSERT INTO users (id, tenant_id, user_name, user_name_key, display_name, name_given,
+                       name_family, active, created_at, last_modified, version)
+    SELECT 'filler-' || n, 1, f.word, f.word, f.word, f.word, f.word, true, now(), now(), 1
+    FROM generate_series(1, 5000) AS n, LATERAL (SELECT md5(n::text) AS word) AS f
+"""
+_FILLER_EMAILS = """
+    INSERT INTO user_values (user_id, attribute, position, value, value_key)
+    SELECT id, 'emails', 0, user_name || '@example.com', user_name || '@example.com'
+    FROM users WHERE id LIKE 'filler-%'
+"""
+
+
 def _plan(app, statement) -> str:
-    """The query plan of ``statement``; PostgreSQL is told to avoid sequential scans so a
-    tiny test table shows which index it can use."""
+    """The query plan of ``statement``. On PostgreSQL it is planned against 5,000 more users,
+    inserted and analysed in a transaction that is rolled back."""
     engine = app.extensions["scim_bridge"].engine
     compiled = statement.compile(engine, compile_kwargs={"literal_binds": True})
     with engine.connect() as connection:
         if engine.dialect.name == "postgresql":
-            connection.execute(text("SET enable_seqscan = off"))
+            for filler in (_FILLER_USERS, _FILLER_EMAILS, "ANALYZE users, user_values"):
+                connection.execute(text(filler))
             rows = connection.execute(text(f"EXPLAIN {compiled}"))
-        else:
-            rows = connection.execute(text(f"EXPLAIN QUERY PLAN {compiled}"))
+            plan = "\n".join(str(row[-1]) for row in rows)
+            connection.rollback()
+            return plan
+        rows = connection.execute(text(f"EXPLAIN QUERY PLAN {compiled}"))
         return "\n".join(str(row[-1]) for row in rows)
 
 
@@ -345,5 +363,6 @@ def test_a_page_costs_the_same_few_queries_whatever_its_size(app, admin, scim, a
             sizes.append(len([s for s in statements if s.lstrip().upper().startswith("SELECT")]))
     finally:
         event.remove(engine, "before_cursor_execute", count)
-    # the token, the total, the users, their groups, their sessions
-    assert sizes == [5, 5], statements
+    # the total, the users, their groups, their sessions (the token is read on the driver's
+    # cursor, where SQLAlchemy's events do not see it: scim_bridge/prepared.py)
+    assert sizes == [4, 4], statements

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -14,9 +15,11 @@ from typing import Any
 import httpx
 import pytest
 from flask import Flask, request
+from gunicorn.config import Config
 from pythonjsonlogger.json import JsonFormatter
 
 from scim_bridge import logs
+from scim_bridge import server as serving
 from scim_bridge.settings import Settings
 
 from . import live
@@ -189,3 +192,22 @@ def _json_formatter() -> logging.Formatter:
     options = dict(logs.logging_config("json")["formatters"]["json"])
     assert options.pop("()") == "pythonjsonlogger.json.JsonFormatter"
     return JsonFormatter(**options)
+
+
+def test_gunicorn_builds_no_access_line_of_its_own():
+    """observability.py logs each request; gunicorn would otherwise build a dict of every
+    header and environ entry per request for a logger that drops the line."""
+    config = Config()
+    config.set("accesslog", "-")  # what would turn gunicorn's own access log on
+    config.set("logger_class", serving.options(Settings(), host="127.0.0.1", port=8080,
+                                              workers=1, threads=4)["logger_class"])
+    logger = config.logger_class(config)
+    assert logger.access_log_enabled is False
+
+
+@pytest.mark.skipif(not os.access("/dev/shm", os.W_OK), reason="no /dev/shm on this machine")
+def test_the_worker_heartbeat_lives_in_memory():
+    """gunicorn touches the heartbeat file on every turn of a worker's loop: on a disk it
+    waits behind other writers' journal flushes."""
+    chosen = serving.options(Settings(), host="127.0.0.1", port=8080, workers=1, threads=4)
+    assert chosen["worker_tmp_dir"] == "/dev/shm"

@@ -21,6 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from . import live
 from .harness import LOOPBACK, free_port, scim_bridge_command
+from .receivers import Answer, receiving
 from .scimdata import create_group, create_user, patch
 
 USER_ROUTE = "/scim/v2/Users/<user_id>"
@@ -142,6 +143,70 @@ def test_a_removal_revokes_and_introspections_are_counted(server, metrics_token,
     ]:
         assert value(after, name, **labels) - value(before, name, **labels) == grown, name
     assert "scim_bridge_request_log_pending" in after
+
+
+def _webhook(server: live.LiveServer, url: str) -> str:
+    """Register a ``user.deleted`` webhook with the CLI; returns its id."""
+    printed = server.cli("webhook", "add", url, "--events", "user.deleted")
+    return printed.splitlines()[0].split()[-1]
+
+
+def _wait_for(check: Any, seconds: float = 20.0) -> Any:
+    deadline = time.monotonic() + seconds
+    while not (found := check()):
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+    return found
+
+
+def test_the_outbox_is_measured_by_receiver_kind(server, metrics_token, metrics_port, scim):
+    """Depth and oldest pending age (a receiver asking for an hour's pause), a dead letter (a
+    410), attempts by outcome and the delivery latency, summed over both workers' processes
+    (the outbox gauges are the database's, on the main port and on the metrics port)."""
+    kind = {"kind": "webhook"}
+    before = scrape(server, metrics_token)
+    with receiving() as healthy, receiving() as paused, receiving() as gone:
+        paused.default = Answer(503, {"Retry-After": "3600"})
+        gone.default = Answer(410)
+        hooks = [_webhook(server, r.url) for r in (healthy, paused, gone)]
+        try:
+            user = create_user(scim, live.unique("measured") + "@example.com")
+            assert scim.delete(f"/Users/{user['id']}").status_code == 204
+            for receiver in (healthy, paused, gone):
+                receiver.wait_for(1, seconds=20)
+
+            def settled() -> str | None:
+                text = scrape(server, metrics_token)
+                grown = value(text, "scim_bridge_delivery_attempts_total", **kind) - value(
+                    before, "scim_bridge_delivery_attempts_total", **kind)
+                return text if grown >= 3 else None
+
+            after = _wait_for(settled)
+            for name, labels, grown in [
+                ("scim_bridge_delivery_attempts_total", {"outcome": "delivered"}, 1),
+                ("scim_bridge_delivery_attempts_total", {"outcome": "retry"}, 1),
+                ("scim_bridge_delivery_attempts_total", {"outcome": "dead"}, 1),
+                ("scim_bridge_delivery_latency_seconds_count", {}, 1),
+                ("scim_bridge_outbox_depth", {}, 1),
+                ("scim_bridge_outbox_dead_letters", {}, 1),
+            ]:
+                assert value(after, name, **kind, **labels) - value(
+                    before, name, **kind, **labels) == grown, name
+            assert value(after, "scim_bridge_outbox_oldest_pending_age_seconds", **kind) >= 0
+            time.sleep(1.1)
+            older = scrape(server, metrics_token)
+            assert value(older, "scim_bridge_outbox_oldest_pending_age_seconds", **kind) >= 1
+            on_port = httpx.get(f"http://{LOOPBACK}:{metrics_port}/metrics", timeout=30).text
+            assert value(on_port, "scim_bridge_outbox_depth", **kind) == value(
+                older, "scim_bridge_outbox_depth", **kind)
+            assert value(on_port, "scim_bridge_delivery_attempts_total", **kind) == value(
+                older, "scim_bridge_delivery_attempts_total", **kind)
+        finally:
+            for hook in hooks:
+                server.cli("webhook", "remove", hook)
+    cleared = scrape(server, metrics_token)
+    assert value(cleared, "scim_bridge_outbox_depth", **kind) == value(
+        before, "scim_bridge_outbox_depth", **kind)
 
 
 def test_the_metrics_port_listens_on_loopback_only(server, metrics_port):

@@ -94,6 +94,8 @@ BAD_SETTINGS = [
     ("RATE_LIMIT_ADMIN", "0/second"),
     ("RATE_LIMIT_SESSIONS", "fast"),
     ("RATE_LIMIT_FAILED_AUTH", "20/minute; junk"),
+    ("RATE_LIMIT_SIGN_IN", "0/minute"),
+    ("ADMIN_SESSION_LIFETIME", "59"),  # at least a minute
     ("REDIS_URL", "127.0.0.1:6379"),
     ("REDIS_URL", "http://127.0.0.1:6379"),
     ("LOG_FORMAT", "xml"),
@@ -105,6 +107,10 @@ BAD_SETTINGS = [
     ("DELIVERY_BACKOFF_CAP", "-1"),
     ("DELIVERY_POLL_MS", "1"),
     ("DELIVERY_CONCURRENCY", "0"),
+    ("SSF_LONG_POLL_SECONDS", "31"),
+    ("SSF_MIN_VERIFICATION_INTERVAL", "-1"),
+    ("RECEIVER_URLS", "private"),
+    ("WEBHOOK_SECRET_GRACE", "-1"),
 ]
 
 
@@ -135,12 +141,13 @@ def test_every_setting_can_be_set_from_the_environment(field):
              "default_session_ttl": "60", "max_session_ttl": "86400",
              "rate_limit_scim": "10/second", "rate_limit_admin": "off",
              "rate_limit_sessions": "1000/second;10000/minute",
-             "rate_limit_failed_auth": "5/minute",
+             "rate_limit_failed_auth": "5/minute", "rate_limit_sign_in": "5/minute",
              "redis_url": "redis://127.0.0.1:6379/3",
              "log_format": "text",
              "forwarded_allow_ips": "10.0.0.0/8,::1",
              "embedded_worker": "false", "delivery_lease": "30", "delivery_timeout": "5",
-             "delivery_concurrency": "16"}.get(field, "2048")
+             "delivery_concurrency": "16", "ssf_long_poll_seconds": "25",
+             "receiver_urls": "public"}.get(field, "2048")
     settings = Settings.from_env({env_name(field): value})
     assert str(getattr(settings, field)).lower() == value
 

@@ -17,7 +17,7 @@ from scim_bridge.settings import Settings
 
 from .conftest import PUBLIC_URL
 from .harness import scim_bridge_command
-from .receivers import Answer, ids, receiving, register
+from .receivers import Answer, deliveries_of, ids, receiving, register, wait_until
 from .scimdata import create_group, create_user, patch
 
 DEACTIVATE = patch({"op": "replace", "path": "active", "value": False})
@@ -30,20 +30,6 @@ def settings(database_url: str) -> Settings:
     return Settings(database_url=database_url, public_url=PUBLIC_URL,
                     delivery_backoff_base_ms=20, delivery_poll_ms=100, delivery_timeout=2,
                     delivery_lease=5)
-
-
-def deliveries_of(admin, event_type: str | None = None) -> list[dict]:
-    params = {"count": 1000, **({"type": event_type} if event_type else {})}
-    return [d for e in admin.get("/events", params=params).json()["events"]
-            for d in e["deliveries"]]
-
-
-def wait_until(check, seconds: float = 10.0):
-    deadline = time.monotonic() + seconds
-    while not (found := check()):
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
-    return found
 
 
 def test_a_receiver_failing_three_times_gets_the_event_with_the_same_id(

@@ -84,6 +84,14 @@ def test_the_sixth_introspection_of_the_sessions_token_is_a_429(api):
     assert_throttled(api.post("/sessions/introspect", data={"token": "x"}), scim=False)
 
 
+def test_introspecting_a_token_verified_before_is_charged_too(api, scim):
+    user = scim.post("/Users", json={"userName": "ann@example.com"}).json()
+    token = api.post("/sessions", json={"user_id": user["id"], "client": "web"}).json()["token"]
+    for _ in range(4):  # the first verifies the signature, the others remember it
+        assert api.post("/sessions/introspect", data={"token": token}).json()["active"] is True
+    assert_throttled(api.post("/sessions/introspect", data={"token": token}), scim=False)
+
+
 def test_a_throttled_create_changes_nothing(scim):
     for number in range(5):
         assert scim.post("/Users", json={"userName": f"u{number}@example.com"}).status_code == 201

@@ -7,8 +7,9 @@ import threading
 import time
 
 import pytest
+from sqlalchemy import create_engine, text
 
-from .conftest import http_client
+from .conftest import PG_URL, http_client
 from .scimdata import create_group, create_user, patch
 from .sessionkit import sessions_client, start_session
 
@@ -63,3 +64,29 @@ def test_no_introspection_after_the_scim_response_says_active(app, scim, change)
     assert before and all(before), "introspection was active before the change"
     assert len(after) >= THREADS, "too few introspections after the change to prove anything"
     assert not any(after), f"{sum(after)} introspections after the SCIM response said active"
+
+
+@pytest.mark.skipif(not PG_URL,
+                    reason="row locks: needs PostgreSQL (SCIM_BRIDGE_TEST_DATABASE_URL)")
+def test_a_session_starts_while_a_removal_holds_the_membership(app, api, scim):
+    """A removal deletes the membership, then updates the user's row (its version), then
+    revokes. A session that locked the user and then waited on that membership deadlocked with
+    it (a 503 after one retry); it now waits only on the user row, which the removal takes
+    later, so it starts at once and the removal's revocation sees it."""
+    ann = create_user(scim, "ann@example.com")
+    crew = create_group(scim, "Crew", [ann["id"]])
+    removal = create_engine(PG_URL)
+    started: dict[str, int] = {}
+    try:
+        with removal.connect() as holding:
+            holding.execute(text("DELETE FROM memberships WHERE user_id = :user AND "
+                                 "group_id = :group"), {"user": ann["id"], "group": crew["id"]})
+            starting = threading.Thread(target=lambda: started.setdefault(
+                "status", api.post("/sessions", json={"user_id": ann["id"],
+                                                      "client": "web"}).status_code))
+            starting.start()
+            starting.join(timeout=10)
+            assert started.get("status") == 201, "the session waited on the removal's membership"
+            holding.rollback()
+    finally:
+        removal.dispose()

@@ -6,7 +6,10 @@ from __future__ import annotations
 import pytest
 from jose import jwt
 
-from .conftest import PUBLIC_URL, http_client, make_token
+from scim_bridge.db import begin_write
+from scim_bridge.services import tokens
+
+from .conftest import PUBLIC_URL, http_client, make_token, sessions_client
 from .scimdata import create_group, create_user, patch
 from .sessionkit import admin_client, events, introspect, is_active, start_session
 
@@ -79,6 +82,12 @@ def test_introspection_answers_with_the_sessions_current_state(api, scim, ann):
     }
     again = api.post("/sessions/introspect", data={"token": body["token"]})
     assert again.headers["cache-control"] == "no-store"
+    for name in ("night shift", "Bakery", "Zebra", "apron"):
+        create_group(scim, name, [ann["id"]])
+    # by name ignoring case, however the rows were read
+    expected = ["apron", "Bakery", "night shift", "Pharmacy", "Zebra"]
+    assert introspect(api, body["token"])["groups"] == expected
+    assert introspect(api, body["token"])["groups"] == expected
 
 
 def test_introspection_accepts_a_json_body(api, ann):
@@ -251,3 +260,28 @@ def test_the_api_needs_a_sessions_token(app, anonymous, scim_token, ann):
         response = wrong_scope.post("/sessions/introspect", data={"token": "x"})
     assert response.status_code == 403
     assert response.json()["error"] == "forbidden"
+
+
+def test_a_session_verified_before_is_still_judged_on_its_callers_token(app, api, ann):
+    token = start_session(api, user_id=ann["id"])["token"]
+    assert is_active(api, token)  # this process now remembers the token's signature
+    with sessions_client(app, "second-app") as second:
+        assert is_active(second, token)
+        bridge = app.extensions["scim_bridge"]
+        with bridge.sessions() as session:
+            begin_write(session)
+            tokens.revoke_token(session, "second-app")
+            session.commit()
+        refused = second.post("/sessions/introspect", data={"token": token})
+    assert refused.status_code == 401 and "active" not in refused.json(), refused.text
+    with http_client(app, make_token(app, "okta", "scim"), "/api/v1") as wrong_scope:
+        forbidden = wrong_scope.post("/sessions/introspect", data={"token": token})
+    assert forbidden.status_code == 403 and "active" not in forbidden.json()
+    assert is_active(api, token)
+
+
+@pytest.mark.parametrize("form", [{}, {"token": "a\x00b"}], ids=["no-token", "nul"])
+def test_an_unknown_caller_with_a_bad_form_is_a_401(app, form):
+    with http_client(app, "sb_not-a-token", "/api/v1") as stranger:
+        response = stranger.post("/sessions/introspect", data=form)
+    assert response.status_code == 401, response.text

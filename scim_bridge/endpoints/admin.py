@@ -1,6 +1,7 @@
 """The admin API under ``/api/v1/admin`` (token scope ``admin``): users with their groups and
 live sessions, force logout, the event log with each event's deliveries, dead-letter replay,
-webhook endpoints and the SCIM request log, all in the token's tenant.
+webhook endpoints (and their secret rotation), back-channel logout clients and the SCIM
+request log, all in the token's tenant.
 """
 
 from __future__ import annotations
@@ -10,8 +11,18 @@ from flask import Blueprint, Response, g, jsonify, request
 from ..auth import authenticate
 from ..errors import InvalidValue
 from ..observability import request_id
-from ..services import Actor, admin, audit, deliveries, tokens, webhooks
+from ..services import (
+    Actor,
+    admin,
+    audit,
+    deliveries,
+    logout_clients,
+    streams,
+    tokens,
+    webhooks,
+)
 from .context import bridge, json_body, settings
+from .ssf import caller_of
 from .transaction import db
 
 bp = Blueprint("admin_api", __name__, url_prefix="/api/v1/admin")
@@ -77,7 +88,8 @@ def replay_deliveries() -> Response:
 
 @bp.post("/webhooks")
 def create_webhook() -> tuple[Response, int]:
-    return jsonify(webhooks.create_webhook(db(), g.actor.tenant_id, json_body())), 201
+    return jsonify(webhooks.create_webhook(db(), g.actor.tenant_id, json_body(),
+                                           settings())), 201
 
 
 @bp.get("/webhooks")
@@ -93,6 +105,33 @@ def get_webhook(webhook_id: str) -> Response:
 @bp.delete("/webhooks/<webhook_id>")
 def delete_webhook(webhook_id: str) -> tuple[str, int]:
     webhooks.delete_webhook(db(), g.actor.tenant_id, webhook_id)
+    return "", 204
+
+
+@bp.post("/webhooks/<webhook_id>/rotate-secret")
+def rotate_webhook_secret(webhook_id: str) -> Response:
+    return jsonify(webhooks.rotate_secret(db(), g.actor.tenant_id, webhook_id, settings()))
+
+
+@bp.post("/logout-clients")
+def create_logout_client() -> tuple[Response, int]:
+    return jsonify(logout_clients.create_logout_client(
+        db(), g.actor.tenant_id, json_body(), settings())), 201
+
+
+@bp.get("/logout-clients")
+def list_logout_clients() -> Response:
+    return jsonify(logout_clients.list_logout_clients(db(), g.actor.tenant_id))
+
+
+@bp.get("/logout-clients/<logout_client_id>")
+def get_logout_client(logout_client_id: str) -> Response:
+    return jsonify(logout_clients.get_logout_client(db(), g.actor.tenant_id, logout_client_id))
+
+
+@bp.delete("/logout-clients/<logout_client_id>")
+def delete_logout_client(logout_client_id: str) -> tuple[str, int]:
+    logout_clients.delete_logout_client(db(), g.actor.tenant_id, logout_client_id)
     return "", 204
 
 
@@ -122,3 +161,15 @@ def revoke_token(name: str) -> Response:
         db(), g.principal.tenant_name, name,
         current=g.principal.token_name, allow_self=allow_self == "true",
     ))
+
+
+@bp.post("/streams/<stream_id>/status")
+def set_stream_status(stream_id: str) -> Response:
+    """The transmitter's operator pauses, disables or enables an SSF stream: unlike the
+    receiver's own status change, the stream is sent a stream-updated SET (SSF 1.0 §8.1.5)."""
+    body = json_body()
+    if isinstance(body, dict):
+        body = {**body, "stream_id": stream_id}
+    return jsonify(streams.set_status(db(), caller_of(g.principal), body,
+                                      now=settings().clock(), txn=g.actor.txn,
+                                      actor=g.actor.name, by_transmitter=True))

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, current_app, g, request
 from limits import RateLimitItem, parse_many
 from limits.errors import StorageError
 from limits.storage import storage_from_string
@@ -37,7 +37,7 @@ from ..errors import BridgeError, TooManyRequests, Unauthorized
 from ..settings import RATE_LIMIT_OFF, Settings
 from .responses import render_error
 
-__all__ = ["init_app"]
+__all__ = ["charge_token", "failed_sign_in", "init_app"]
 
 log = logging.getLogger(__name__)
 
@@ -55,13 +55,38 @@ def init_app(app: Flask) -> None:
     """
     settings: Settings = app.extensions["scim_bridge"].settings
     counters = _Counters(settings)
-    by_blueprint = {"scim": settings.rate_limit_scim, "admin_api": settings.rate_limit_admin,
-                    "sessions": settings.rate_limit_sessions}
+    by_blueprint = {blueprint: _budgets(text) for blueprint, text in (
+        ("scim", settings.rate_limit_scim), ("admin_api", settings.rate_limit_admin),
+        ("sessions", settings.rate_limit_sessions))}
     for endpoint, view in list(app.view_functions.items()):
-        budgets = _budgets(by_blueprint.get(endpoint.partition(".")[0], RATE_LIMIT_OFF))
+        budgets = by_blueprint.get(endpoint.partition(".")[0])
         if budgets:
             app.view_functions[endpoint] = _limited(view, budgets, counters)
     app.register_error_handler(Unauthorized, _FailedAuthentication(counters, settings))
+    app.extensions[_SIGN_IN] = (counters, _budgets(settings.rate_limit_sign_in))
+    app.extensions[_TOKENS] = (counters, by_blueprint)
+
+
+_SIGN_IN = "scim_bridge.sign_in_budgets"
+_TOKENS = "scim_bridge.token_budgets"
+
+
+def charge_token() -> None:
+    """Charge this request to the budget of the token a view authenticated itself (one that
+    reads the token together with its own rows); raises ``TooManyRequests`` past it."""
+    counters, by_blueprint = current_app.extensions[_TOKENS]
+    _charge(by_blueprint.get(request.blueprint, []), counters, g.principal.token_hash)
+
+
+def failed_sign_in() -> int | None:
+    """Count a failed admin page sign-in against the client address; past the address's
+    budget (``rate_limit_sign_in``), the seconds until it may try again."""
+    counters, budgets = current_app.extensions[_SIGN_IN]
+    address = request.remote_addr or "unknown"
+    for budget in budgets:
+        if not counters.hit(budget, "sign-in", address):
+            return int(counters.retry_after(budget, "sign-in", address))
+    return None
 
 
 def _budgets(text: str) -> list[RateLimitItem]:
@@ -75,14 +100,18 @@ def _limited(
     def run(**kwargs: Any) -> Any:
         principal = g.get("principal")
         if principal is not None:  # a view that needs no token has no budget
-            for budget in budgets:
-                if not counters.hit(budget, "token", principal.token_hash):
-                    retry_after = counters.retry_after(budget, "token", principal.token_hash)
-                    raise TooManyRequests(f"this token's rate limit ({budget}) is used up; "
-                                          f"retry after {retry_after} s", retry_after=retry_after)
+            _charge(budgets, counters, principal.token_hash)
         return view(**kwargs)
 
     return run
+
+
+def _charge(budgets: list[RateLimitItem], counters: _Counters, token_hash: str) -> None:
+    for budget in budgets:
+        if not counters.hit(budget, "token", token_hash):
+            retry_after = counters.retry_after(budget, "token", token_hash)
+            raise TooManyRequests(f"this token's rate limit ({budget}) is used up; "
+                                  f"retry after {retry_after} s", retry_after=retry_after)
 
 
 class _MemoryWindows:

@@ -1,7 +1,10 @@
 """The application's sessions API under ``/api/v1/sessions`` (token scope ``sessions``).
 
-The sessions token serves every tenant. Introspection (RFC 7662) runs in a reading
-transaction, so it never queues behind SCIM writers; it still reads committed state only.
+The sessions token serves every tenant. Introspection (RFC 7662) reads outside any transaction
+(the caller's token and the session row, single statements), so it never queues behind SCIM
+writers and reads committed state only. A session token whose signature this process verified
+before costs one round trip: both rows are read together. Any other signature is checked only
+once the caller has authenticated.
 Every answer under this prefix, errors included, is ``Cache-Control: no-store``: it carries
 a token or a token's state (RFC 6749 §5.1, RFC 7662 §2.2).
 """
@@ -13,15 +16,16 @@ from urllib.parse import parse_qs
 
 from flask import Blueprint, Response, g, jsonify, request
 
-from ..auth import authenticate
-from ..errors import BadRequest, InvalidSyntax
+from ..auth import authenticate, bearer_token, hash_token, principal_from, principal_of, token_read
+from ..errors import BadRequest, BridgeError, InvalidSyntax
 from ..metrics import INTROSPECTIONS
 from ..observability import request_id
 from ..revocation import sessions
 from ..scim.formats import iso
 from ..storable import unstorable
 from .context import base_url, bridge, json_body, settings, url_encoded_text
-from .transaction import db
+from .rate_limits import charge_token
+from .transaction import Reader, db, read_together, reads
 
 PREFIX = "/api/v1/sessions"
 bp = Blueprint("sessions", __name__, url_prefix=PREFIX)
@@ -37,12 +41,11 @@ def _never_cached(response: Response) -> Response:
 
 @bp.before_request
 def _authenticate() -> None:
+    if request.endpoint == "sessions.introspect" and request.method == "POST":
+        return  # the view authenticates, reading the token with the session
     if request.endpoint == "sessions.create_session":
         bridge().keys.prepare()  # before this request's writing transaction begins
-    write = request.endpoint != "sessions.introspect"
-    g.principal = authenticate(
-        db(write=write), request.headers.get("Authorization"), "sessions"
-    )
+    g.principal = authenticate(db(), request.headers.get("Authorization"), "sessions")
 
 
 @bp.post("")
@@ -51,7 +54,7 @@ def create_session() -> tuple[Response, int]:
     wanted = sessions.parse_request(
         json_body(), default_ttl=config.default_session_ttl, max_ttl=config.max_session_ttl
     )
-    issued = sessions.create_session(db(), bridge().keys, wanted, _issuer(), config.clock())
+    issued = sessions.create_session(db(), bridge().keys, wanted, _issuer(db()), config.clock())
     user = issued.user
     return jsonify({
         "session_id": issued.row.id,
@@ -68,16 +71,39 @@ def create_session() -> tuple[Response, int]:
 
 @bp.post("/introspect")
 def introspect() -> Response:
-    token = _token_parameter()
-    state = sessions.introspect(db(), bridge().keys, token, _issuer(), settings().clock())
+    """The caller authenticates here, not before the view: a token verified before is judged
+    with one round trip that reads the caller's token and the session together."""
+    digest = hash_token(bearer_token(request.headers.get("Authorization")))
+    try:
+        token = _token_parameter()
+    except BridgeError:
+        _authenticate_caller(digest)  # an unknown caller learns only that
+        raise
+    keys, now = bridge().keys, settings().clock()
+    issuer = _issuer(reads())
+    claims = keys.remembered(reads(), token, issuer, now)
+    if claims is None:
+        _authenticate_caller(digest)
+        state = sessions.introspect(reads(), keys, token, issuer, now)
+    else:
+        caller, live = read_together(reads(), token_read(digest),
+                                     sessions.live_session_read(claims))
+        g.principal = principal_from(caller, digest, "sessions")
+        charge_token()
+        state = sessions.session_state(claims, live, now)
     INTROSPECTIONS.labels(result="active" if state["active"] else "inactive").inc()
     return jsonify(state)
 
 
-def _issuer() -> str:
+def _authenticate_caller(digest: str) -> None:
+    g.principal = principal_of(reads(), digest, "sessions")
+    charge_token()
+
+
+def _issuer(reader: Reader) -> str:
     """The deployment's issuer (cached by the key ring); the request's host only for an app
     that ``scim-bridge serve`` did not start and that has no ``SCIM_BRIDGE_PUBLIC_URL``."""
-    return bridge().keys.issuer(db()) or base_url()
+    return bridge().keys.issuer(reader) or base_url()
 
 
 def _token_parameter() -> Any:

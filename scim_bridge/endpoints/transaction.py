@@ -1,10 +1,16 @@
 """The request's one database transaction: opened on first use (as a writer unless the request
 only reads), committed once after a successful response, rolled back otherwise, and closed.
-This is the one module of the edge that holds a SQLAlchemy session itself.
+This is the one module of the edge that holds a SQLAlchemy session itself. Introspection, the
+hot path, reads with :func:`reads` instead: single statements on a bare connection, no
+transaction around them.
 
 A PostgreSQL deadlock or serialization failure is not an outage: the transaction is rolled back
 and the view runs once more in a new one (the body is cached, so it reads the same); if that
-fails too, the answer is 503 with ``Retry-After``. Every other database error keeps its answer.
+fails too, the answer is 503 with ``Retry-After``.
+
+A database that cannot do the work (unreachable, SQLite's lock held past the busy timeout, a
+full or read-only disk), in the view or at the commit, is a 503 with ``Retry-After`` whose detail
+says which, and one warning line in the log (no traceback: it is not a bug).
 """
 
 from __future__ import annotations
@@ -15,12 +21,15 @@ from functools import wraps
 from typing import Any
 
 from flask import Flask, Response, current_app, g, request
+from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from ..db import begin_write
+from ..db import Reader as Reader  # what :func:`db` and :func:`reads` both answer
+from ..db import begin_write, one_line, single_reads, unavailable_cause
 from ..errors import BridgeError, ConcurrentChange, Conflict, ServiceUnavailable
 from ..metrics import DATABASE_ERRORS
+from ..prepared import read_together as read_together  # two reads in one statement
 from .context import bridge
 from .responses import render_error
 
@@ -46,6 +55,15 @@ def db(*, write: bool | None = None) -> Session:
     return current
 
 
+def reads() -> Connection:
+    """The request's connection for single-statement reads (:func:`scim_bridge.db.single_reads`),
+    for a request that only reads, a statement or two, each of which stands alone."""
+    current: Connection | None = g.get("reads")
+    if current is None:
+        current = g.reads = single_reads(bridge().engine)
+    return current
+
+
 def finish_transaction(succeeded: bool) -> None:
     """Commit on success, roll back otherwise; raises a BridgeError if the commit fails."""
     current: Session | None = g.pop("db", None)
@@ -63,8 +81,7 @@ def finish_transaction(succeeded: bool) -> None:
         current.rollback()
         if is_conflict(error):
             raise _ConflictAtCommit from None
-        DATABASE_ERRORS.labels(kind="unavailable").inc()
-        raise ServiceUnavailable("the database is busy; retry the request") from None
+        raise _logged_unavailable(error, "at commit") from None
     finally:
         current.close()
 
@@ -75,6 +92,11 @@ def is_conflict(error: BaseException) -> bool:
         return False
     code = getattr(error.orig, "sqlstate", None) or getattr(error.orig, "pgcode", None)
     return code in _CONFLICTS
+
+
+def is_stale_connection(error: BaseException) -> bool:
+    """Whether ``error`` is a connection found dead in the view (the pool invalidated it)."""
+    return isinstance(error, DBAPIError) and bool(error.connection_invalidated)
 
 
 class _ConflictAtCommit(Exception):
@@ -103,6 +125,14 @@ def _retried_once_on_conflict(view: Callable[..., Any]) -> Callable[..., Any]:
                     finish_transaction(True)
                 return response
             except (DBAPIError, _ConflictAtCommit) as error:
+                if attempt == 1 and is_stale_connection(error):
+                    # A pooled connection the database dropped while idle (a restart, a proxy
+                    # cut): nothing was committed on it, and the pool now holds fresh ones.
+                    _close(None)
+                    DATABASE_ERRORS.labels(kind="reconnected").inc()
+                    log.warning("database connection was lost while idle; %s %s retried on a "
+                                "new one", request.method, request.path)
+                    continue
                 if isinstance(error, DBAPIError) and not is_conflict(error):
                     raise
                 _close(None)
@@ -135,11 +165,28 @@ def _commit_or_roll_back(response: Response) -> Response:
     return response
 
 
-def _database_unavailable(error: OperationalError) -> Response:
-    log.warning("database error on %s %s: %s", request.method, request.path, error.orig)
+#: What a client is told for each of :func:`scim_bridge.db.unavailable_cause`'s answers.
+_DETAILS = {
+    "full": "the database's disk is full: no change can be stored; retry later",
+    "read-only": "the database is read-only: no change can be stored; retry later",
+    "busy": "the database is busy with another change; retry the request",
+    "unreachable": "the database is unavailable; retry the request",
+}
+
+
+def _logged_unavailable(error: OperationalError, doing: str) -> ServiceUnavailable:
+    """The 503 for ``error``, counted and logged on one line (the driver's words, which may
+    name a host or a file, stay in the log)."""
+    cause = unavailable_cause(error, bridge().engine.url)
     DATABASE_ERRORS.labels(kind="unavailable").inc()
+    log.warning("database %s %s on %s %s: %s", cause, doing, request.method, request.path,
+                one_line(error.orig or error))
+    return ServiceUnavailable(_DETAILS[cause])
+
+
+def _database_unavailable(error: OperationalError) -> Response:
     _close(None)
-    return _unavailable(ServiceUnavailable("the database is unavailable; retry the request"))
+    return _unavailable(_logged_unavailable(error, "during the request"))
 
 
 def _unavailable(error: ServiceUnavailable) -> Response:
@@ -156,3 +203,6 @@ def _close(_exc: BaseException | None) -> None:
     if current is not None:
         current.rollback()
         current.close()
+    connection: Connection | None = g.pop("reads", None)
+    if connection is not None:
+        connection.close()

@@ -22,9 +22,11 @@ if TYPE_CHECKING:  # httpx loads with the worker, not with every command
 
 Sender = Callable[["httpx.Client", Claimed], Outcome]
 
+
+
 _SENDERS: dict[str, Sender] = {}
 #: Modules that register a sender when imported; a new kind adds its module here.
-BUILTIN = ("scim_bridge.events.webhooks",)
+BUILTIN = ("scim_bridge.events.webhooks", "scim_bridge.events.ssf", "scim_bridge.events.logout")
 
 
 def register(kind: str) -> Callable[[Sender], Sender]:

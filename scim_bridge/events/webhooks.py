@@ -1,7 +1,8 @@
 """Signed webhooks in the Standard Webhooks convention: the payload ``{type, timestamp, data}``,
 and the headers ``webhook-id`` (the delivery's id: the same on every retry and replay),
 ``webhook-timestamp`` (integer seconds of this attempt) and ``webhook-signature``
-(``v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">``, space-separated, one per secret).
+(``v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">``, space-separated, one per secret:
+the current one, and during a rotation's grace period the previous one too).
 
 A 2xx answer delivers; 410 Gone means the endpoint is gone and dead-letters at once; anything
 else (3xx included: redirects are never followed) is retried.
@@ -10,6 +11,7 @@ else (3xx included: redirects are never followed) is retried.
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import hmac
 import json
@@ -32,6 +34,23 @@ SECRET_PREFIX = "whsec_"
 def new_secret() -> str:
     """``whsec_`` + base64 of 32 random bytes; shown to the operator once."""
     return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode("ascii")
+
+
+def rotated_config(config: dict[str, Any], secret: str, now: dt.datetime, until: dt.datetime
+                   ) -> dict[str, Any]:
+    """The receiver config after a rotation to ``secret``: the current secrets retire at
+    ``until`` (epoch seconds in ``retiring``); retired ones whose time has passed are dropped."""
+    kept = [r for r in config.get("retiring", []) if r["until"] > now.timestamp()]
+    retiring = kept + [{"secret": old, "until": until.timestamp()}
+                       for old in config.get("secrets", [])]
+    return {**config, "secrets": [secret], "retiring": retiring}
+
+
+def signing_secrets(config: dict[str, Any], now: float) -> list[str]:
+    """The secrets that sign a delivery sent at ``now``: the current one(s) first, then each
+    retiring one whose grace period has not ended."""
+    return list(config.get("secrets", [])) + [
+        r["secret"] for r in config.get("retiring", []) if r["until"] > now]
 
 
 def message_id(delivery_id: int) -> str:
@@ -80,11 +99,13 @@ def _judge(response: httpx.Response) -> Outcome:
 def send(client: httpx.Client, claimed: Claimed) -> Outcome:
     config = json.loads(claimed.receiver.config or "{}")
     body = json.dumps(payload(claimed.topic, claimed.event), separators=(",", ":")).encode()
-    msg_id, timestamp = message_id(claimed.id), int(time.time())
+    now = time.time()
+    msg_id, timestamp = message_id(claimed.id), int(now)
     headers = {
         "Content-Type": "application/json",
         "webhook-id": msg_id,
         "webhook-timestamp": str(timestamp),
-        "webhook-signature": signature(list(config.get("secrets", [])), msg_id, timestamp, body),
+        "webhook-signature": signature(signing_secrets(config, now), msg_id, timestamp,
+                                       body),
     }
     return post(client, claimed.receiver.url or "", content=body, headers=headers, judge=_judge)

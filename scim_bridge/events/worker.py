@@ -1,10 +1,13 @@
 """The delivery worker: claims due deliveries, sends each on a small thread pool, finishes it.
 
-Up to ``delivery_concurrency`` deliveries are sent at once, and as many more are claimed and
-wait their turn (so the next batch is ready when a slot frees). Sending threads only send and
-report; the loop records every reported outcome and claims as many new rows as there is room
-for, in one short transaction, so a receiver that hangs holds one slot for at most the timeout and
-never the others, and a busy worker pays one commit per round, not two per delivery. The loop
+Up to ``delivery_concurrency`` deliveries are sent at once, and up to ``_CLAIMED_PER_SLOT``
+times as many are claimed and wait their turn (so the next ones are ready when a slot frees).
+Sending threads only send and report; the loop records every reported outcome and claims as
+many new rows as there is room for, in one short transaction, so a receiver that hangs holds one
+slot for at most the timeout and never the others, and a busy worker pays one commit per round
+of many deliveries, not two per delivery. A row that waited so long for a slot that less than a
+timeout is left of its lease is handed back unsent (``released``: no attempt, due again at once)
+instead of being sent while another worker may claim it. The loop
 sleeps on a doorbell that a local commit adding deliveries rings (and that every finished send
 rings); on PostgreSQL other instances' commits ring it through ``LISTEN``/``NOTIFY``; and a
 poll every ``delivery_poll_ms`` covers anything missed (a notification lost with a broken
@@ -16,6 +19,7 @@ It runs as a daemon thread in every ``scim-bridge serve`` process, or in the for
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 import queue
@@ -23,30 +27,62 @@ import socket
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..db import begin_write
+from ..metrics import DELIVERY_ATTEMPTS, DELIVERY_LATENCY
 from ..settings import Settings
-from .outbox import CHANNEL, Claimed, Outcome, RetryPolicy, anything_due, claim, finish
+from .outbox import (
+    CHANNEL,
+    RELEASED,
+    Claimed,
+    Outcome,
+    RetryPolicy,
+    Signer,
+    anything_due,
+    claim,
+    finish,
+)
 from .senders import dead, retry, sender_for
+from .urls import refusal
 
 if TYPE_CHECKING:
     import httpx
 
 log = logging.getLogger(__name__)
 
+#: Rows claimed per sending slot. Rounds (one commit each) grow with the room a busy worker
+#: has, so this sets how many deliveries share a commit; waiting rows are safe whatever it is,
+#: since one is sent only while a whole timeout is left of its lease.
+_CLAIMED_PER_SLOT = 16
+
 Result = tuple[Claimed, Outcome]
+
+
+def _count(results: list[Result], now: dt.datetime) -> None:
+    """Each recorded attempt in the metrics, and each success's latency since its row was
+    created (or replayed)."""
+    for claimed, outcome in results:
+        if outcome.result == RELEASED:
+            continue  # never sent: not an attempt
+        kind = claimed.receiver.kind
+        DELIVERY_ATTEMPTS.labels(kind, outcome.result).inc()
+        if outcome.result == "delivered":
+            DELIVERY_LATENCY.labels(kind).observe(
+                max(0.0, (now - claimed.deadline_from).total_seconds()))
 
 
 class DeliveryWorker:
     def __init__(self, sessions: sessionmaker[Session], settings: Settings,
                  doorbell: threading.Event | None = None,
-                 client: httpx.Client | None = None) -> None:
+                 client: httpx.Client | None = None, signer: Signer | None = None) -> None:
         import httpx
 
         self.sessions = sessions
+        self.signer = signer
         self.settings = settings
         self.doorbell = doorbell or threading.Event()
         self.owner = f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -58,8 +94,9 @@ class DeliveryWorker:
                                   cap=settings.delivery_backoff_cap,
                                   give_up=settings.delivery_give_up)
         self.stopping = threading.Event()
-        #: Rows held at once: one batch sending, one waiting (2 timeouts fit in a lease).
-        self._room = 2 * settings.delivery_concurrency
+        #: Rows held at once, sending or waiting for a slot.
+        self._room = _CLAIMED_PER_SLOT * settings.delivery_concurrency
+        self._timeout = dt.timedelta(seconds=settings.delivery_timeout)
         self._reported: queue.SimpleQueue[Result] = queue.SimpleQueue()
 
     def send(self, claimed: Claimed) -> Outcome:
@@ -67,6 +104,10 @@ class DeliveryWorker:
         sender = sender_for(claimed.receiver.kind)
         if sender is None:
             return dead(f"no sender for receiver kind '{claimed.receiver.kind}'")
+        url = claimed.receiver.url
+        refused = refusal(url, self.settings.receiver_urls) if url else None
+        if refused:  # checked at registration, but a name may resolve elsewhere since
+            return dead(f"receiver URL refused: {refused}")
         try:
             return sender(self.client, claimed)
         except Exception as error:  # a sender's bug must not strand the row under a lease
@@ -91,6 +132,9 @@ class DeliveryWorker:
             leased = claim(db, self.owner, now, self.settings.delivery_lease, limit) if limit \
                 else []
             db.commit()
+        if self.signer is not None:
+            leased = [replace(row, signer=self.signer) for row in leased]
+        _count(results, now)
         return leased
 
     def run_once(self) -> int:
@@ -98,7 +142,7 @@ class DeliveryWorker:
         claimed = self.finish_and_claim([], self.settings.delivery_concurrency)
         if claimed:
             with ThreadPoolExecutor(len(claimed)) as pool:
-                outcomes = list(pool.map(self.send, claimed))
+                outcomes = list(pool.map(self.attempt, claimed))
             self.finish_and_claim(list(zip(claimed, outcomes, strict=True)), 0)
         return len(claimed)
 
@@ -141,8 +185,19 @@ class DeliveryWorker:
                 return results
 
     def _send_and_report(self, claimed: Claimed) -> None:
-        self._reported.put((claimed, self.send(claimed)))
+        self._reported.put((claimed, self.attempt(claimed)))
         self.doorbell.set()
+
+    def attempt(self, claimed: Claimed) -> Outcome:
+        """Send a claimed row, or hand it back unsent when its lease is too short for a
+        send (it waited that long for a free slot)."""
+        return self.send(claimed) if self.sendable(claimed) else Outcome(RELEASED)
+
+    def sendable(self, claimed: Claimed) -> bool:
+        """Whether a whole timeout is left of the row's lease, so this send ends (or gives up)
+        before any other worker may claim the row."""
+        return (claimed.lease_until is None
+                or self.settings.clock() + self._timeout < claimed.lease_until)
 
     def start(self) -> threading.Thread:
         """Run in a daemon thread (inside ``serve``); returns it."""

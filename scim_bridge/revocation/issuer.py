@@ -14,6 +14,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from ..db import Reader
 from ..models import DeploymentSetting
 
 __all__ = ["ISSUER", "keep_issuer", "stored_issuer"]
@@ -22,7 +23,7 @@ __all__ = ["ISSUER", "keep_issuer", "stored_issuer"]
 ISSUER = "issuer"
 
 
-def stored_issuer(db: Session) -> str | None:
+def stored_issuer(db: Reader) -> str | None:
     return db.scalar(select(DeploymentSetting.value).where(DeploymentSetting.name == ISSUER))
 
 

@@ -245,15 +245,24 @@ class Verifier:
     def verify(
         self, token: str, find_key: Callable[[str], Key | None], issuer: str, *, now: float
     ) -> dict[str, Any]:
-        hit = self._verified.get(token) if isinstance(token, str) else None
-        if hit is not None:
-            claims, kid = hit
-            fresh = claims["exp"] > now and claims["iss"] == issuer
-            if fresh and find_key(kid) is not None:
-                return claims
+        remembered = self.remembered(token, find_key, issuer, now=now)
+        if remembered is not None:
+            return remembered
         claims = verify(token, find_key, issuer, now=now)
         with self._lock:
             if len(self._verified) >= self._size:
                 del self._verified[next(iter(self._verified))]
             self._verified[token] = (claims, jws.get_unverified_header(token)["kid"])
         return claims
+
+    def remembered(
+        self, token: Any, find_key: Callable[[str], Key | None], issuer: str, *, now: float
+    ) -> dict[str, Any] | None:
+        """The claims of a token verified before that is still valid at ``now``, without
+        touching its signature; ``None`` for any other."""
+        hit = self._verified.get(token) if isinstance(token, str) else None
+        if hit is None:
+            return None
+        claims, kid = hit
+        fresh = claims["exp"] > now and claims["iss"] == issuer
+        return claims if fresh and find_key(kid) is not None else None

@@ -30,7 +30,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from ..db import begin_write, utcnow
+from ..db import Reader, begin_write, utcnow
 from ..errors import BridgeError, Conflict
 from ..models import SigningKey
 from ..settings import Settings
@@ -282,7 +282,7 @@ class KeyRing:
         return key
 
     def public_key(
-        self, db: Session, kid: str, algorithm: str = jose.SESSION_ALGORITHM
+        self, db: Reader, kid: str, algorithm: str = jose.SESSION_ALGORITHM
     ) -> jose.Key | None:
         """The published ``algorithm`` key with this ``kid``; constructed once per process.
 
@@ -292,7 +292,10 @@ class KeyRing:
         now = utcnow()
         if cached is not None and (cached[1] is None or cached[1] > now):
             return cached[0]
-        row = db.get(SigningKey, kid)
+        row = db.execute(
+            select(SigningKey.algorithm, SigningKey.retired_at, SigningKey.public_jwk)
+            .where(SigningKey.kid == kid)
+        ).first()
         if row is None or row.algorithm != algorithm:
             return None
         until = None
@@ -304,7 +307,7 @@ class KeyRing:
         self._public[(kid, algorithm)] = (key, until)
         return key
 
-    def issuer(self, db: Session) -> str | None:
+    def issuer(self, db: Reader) -> str | None:
         """The ``iss`` this instance signs and verifies with: ``SCIM_BRIDGE_PUBLIC_URL`` if
         set, else the deployment's stored issuer (read once); ``None`` when neither exists
         (an app not started by ``scim-bridge serve``)."""
@@ -315,13 +318,28 @@ class KeyRing:
             self._issuer_read = True
         return self._stored_issuer
 
+    def current_issuer(self) -> str | None:
+        """:meth:`issuer`, read in a short session of its own (for the delivery worker)."""
+        if self._public_url:
+            return self._public_url.rstrip("/")
+        with self._sessions() as db:
+            return self.issuer(db)
+
     def verify(
-        self, db: Session, token: str, issuer: str, now: dt.datetime
+        self, db: Reader, token: str, issuer: str, now: dt.datetime
     ) -> dict[str, Any]:
         """The claims of a session token signed by a published session key and valid at
         ``now``; else ``InvalidToken``."""
         return self._verifier.verify(token, lambda kid: self.public_key(db, kid), issuer,
                                      now=now.timestamp())
+
+    def remembered(
+        self, db: Reader, token: Any, issuer: str, now: dt.datetime
+    ) -> dict[str, Any] | None:
+        """:meth:`verify` for a token whose signature this process verified before; ``None``
+        for any other, whose signature is left unchecked."""
+        return self._verifier.remembered(token, lambda kid: self.public_key(db, kid), issuer,
+                                         now=now.timestamp())
 
     def jwks(self, db: Session) -> dict[str, Any]:
         """The JWK Set (RFC 7517 §5) of every algorithm: public members only."""

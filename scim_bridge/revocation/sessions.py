@@ -17,11 +17,12 @@ from typing import Any, TypeGuard
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
-from ..db import new_id
+from ..db import Reader, connection_of, new_id
 from ..errors import Forbidden, InvalidValue, NotFound
 from ..events.record import LOGOUT, Cause
 from ..metrics import SESSIONS_CREATED, count_after_commit
 from ..models import DEFAULT_TENANT, NAME_LENGTH, AppSession, Group, Membership, Tenant, User
+from ..prepared import BoundRead, PreparedRead
 from ..scim.formats import fold
 from . import jose
 from .choke import revoke_user_sessions
@@ -91,8 +92,11 @@ def create_session(
 ) -> IssuedSession:
     """Insert the session row and sign its token; 404 unknown user, 403 inactive user.
 
-    The user row and memberships are read ``FOR SHARE`` (PostgreSQL), so a concurrent
-    deactivation or removal either sees this session and revokes it, or is seen here.
+    The user row is read ``FOR SHARE`` (PostgreSQL), so a concurrent deactivation or removal
+    either sees this session and revokes it, or is seen here: every membership change updates
+    its users' rows (their version) before it revokes. The memberships themselves are not
+    locked: a removal deletes its membership before it updates the user, so locking them after
+    the user would deadlock with it.
     """
     user = _find_user(db, request)
     if not user.is_active:
@@ -105,7 +109,6 @@ def create_session(
             .join(Membership, Membership.group_id == Group.id)
             .where(Membership.user_id == user.id)
             .order_by(Group.display_name_key, Group.id)
-            .with_for_update(read=True, of=Membership)
         )
     ]
     issued_at = int(now.timestamp())
@@ -155,30 +158,43 @@ def _tenant_id(db: Session, name: str) -> int:
     return tenant_id
 
 
-#: Built once, one round trip: introspection is the hot path. One row per current group
-#: (or one row with ``group_name`` NULL when the user is in none).
-_LIVE_SESSION = (
+#: Prepared once, one round trip: introspection is the hot path. One row per current group
+#: (or one row with ``group_name`` NULL when the user is in none), in no order: the groups are
+#: sorted here, so the order is the same however the read was sent.
+_LIVE_SESSION = PreparedRead(
     select(AppSession.user_id, AppSession.client, AppSession.revoked_at,
            AppSession.expires_at, User.user_name, User.active, Tenant.name.label("tenant"),
-           Group.display_name.label("group_name"))
+           Group.display_name.label("group_name"), Group.display_name_key.label("group_key"))
     .join(User, User.id == AppSession.user_id)
     .join(Tenant, Tenant.id == AppSession.tenant_id)
     .outerjoin(Membership, Membership.user_id == AppSession.user_id)
     .outerjoin(Group, Group.id == Membership.group_id)
     .where(AppSession.id == bindparam("sid"))
-    .order_by(Group.display_name_key, Group.id)
 )
 
 
 def introspect(
-    db: Session, keys: KeyRing, token: Any, issuer: str, now: dt.datetime
+    db: Reader, keys: KeyRing, token: Any, issuer: str, now: dt.datetime
 ) -> dict[str, Any]:
     """RFC 7662 §2.2: the session's current state at ``now``, or only ``{"active": false}``."""
     try:
         claims = keys.verify(db, token, issuer, now)
     except jose.InvalidToken:
         return {"active": False}
-    rows = db.connection().execute(_LIVE_SESSION, {"sid": claims["sid"]}).all()
+    return session_state(claims, _LIVE_SESSION.all(connection_of(db), {"sid": claims["sid"]}),
+                         now)
+
+
+def live_session_read(claims: Mapping[str, Any]) -> BoundRead:
+    """The read :func:`session_state` judges, for verified ``claims``, to send together with
+    others."""
+    return _LIVE_SESSION.bound(sid=claims["sid"])
+
+
+def session_state(
+    claims: Mapping[str, Any], rows: list[Any], now: dt.datetime
+) -> dict[str, Any]:
+    """:func:`introspect`'s answer from verified ``claims`` and the session's rows."""
     found = rows[0] if rows else None
     if (
         found is None
@@ -197,7 +213,9 @@ def introspect(
         "iat": claims["iat"],
         "iss": claims["iss"],
         "client": found.client,
-        "groups": [row.group_name for row in rows if row.group_name is not None],
+        # display names are unique per tenant, folded: their keys order them completely
+        "groups": [row.group_name for row in sorted(rows, key=lambda row: row.group_key or "")
+                   if row.group_name is not None],
         "tenant": found.tenant,
         "token_type": "Bearer",
     }

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from ..db import utcnow
 from ..errors import InvalidValue, NotFound
 from ..events.record import FORCE_LOGOUT, Cause
-from ..models import AppSession, User
+from ..models import AppSession, Group, User
 from ..parameters import integer
 from ..revocation.choke import revoke_user_sessions
 from ..scim.formats import iso
@@ -114,6 +114,32 @@ def selection(tenant_id: int, params: Mapping[str, Any]) -> list[ColumnElement[b
 def user_summary(user: User) -> dict[str, Any]:
     return {"id": user.id, "userName": user.user_name, "displayName": user.display_name,
             "active": user.is_active}
+
+
+def group_choices(db: Session, tenant_id: int, limit: int = 1000) -> list[dict[str, str]]:
+    """The tenant's groups by name, for the page's Group filter."""
+    rows = db.execute(select(Group.id, Group.display_name).where(Group.tenant_id == tenant_id)
+                      .order_by(Group.display_name_key, Group.id).limit(limit))
+    return [{"id": group_id, "displayName": name} for group_id, name in rows]
+
+
+def user_profile(db: Session, tenant_id: int, user_id: str) -> dict[str, Any] | None:
+    """What the user page shows about a user of the tenant, with their groups; ``None`` for a
+    deleted user (whose sessions and history stay readable)."""
+    user = db.scalar(select(User).where(User.id == user_id, User.tenant_id == tenant_id))
+    if user is None:
+        return None
+    return {
+        **user_summary(user),
+        "externalId": user.external_id,
+        "givenName": user.name_given,
+        "familyName": user.name_family,
+        "title": user.title,
+        "department": user.department,
+        "created": iso(user.created_at),
+        "groups": [{"id": gid, "displayName": name} for gid, name in groups_of(db, [user.id])[
+            user.id]],
+    }
 
 
 def live_session_counts(db: Session, user_ids: Sequence[str]) -> dict[str, int]:

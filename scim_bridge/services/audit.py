@@ -74,6 +74,17 @@ def list_events(
     }
 
 
+def recent_events(
+    db: Session, tenant_id: int, types: list[str], count: int
+) -> list[dict[str, Any]]:
+    """The tenant's latest events of ``types`` (all when empty), newest first."""
+    conditions = [Event.tenant_id == tenant_id]
+    if types:
+        conditions.append(Event.type.in_(types))
+    rows = db.scalars(select(Event).where(*conditions).order_by(Event.id.desc()).limit(count))
+    return [event_json(row) for row in rows]
+
+
 def user_history(
     db: Session, tenant_id: int, user_id: str, params: Mapping[str, Any], max_count: int
 ) -> dict[str, Any]:

@@ -3,7 +3,7 @@ is the count that runs.
 
 It is an HMAC, not a stored row: ``<expiry>.<mac>`` over the tenant, the expiry, the sorted
 matching user ids and the sorted ids of their unrevoked sessions, keyed by a random
-per-deployment secret kept in ``deployment_settings`` (made on first use). Every instance can
+per-deployment secret (services/keys.py). Every instance can
 check it, nothing is left to clean up, and no table is added; it reveals nothing but a hash.
 """
 
@@ -13,37 +13,23 @@ import base64
 import datetime as dt
 import hashlib
 import hmac
-import secrets
 from collections.abc import Iterable
-from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from ..db import utcnow
 from ..errors import Conflict, InvalidValue
-from ..models import DeploymentSetting
+from .keys import deployment_secret
 
 __all__ = ["LIFETIME", "check", "issue"]
 
 #: How long a preview may be confirmed: long enough to read a dialog, short enough to be fresh.
 LIFETIME = dt.timedelta(minutes=5)
 _SECRET = "bulk_logout_confirm_secret"
-_INSERTS: dict[str, Any] = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 
 
 def _secret(db: Session) -> bytes:
-    """The deployment's key; instances racing to make it converge on the first committed."""
-    stored = db.scalar(select(DeploymentSetting.value).where(DeploymentSetting.name == _SECRET))
-    if stored is None:
-        insert = _INSERTS[db.get_bind().dialect.name]
-        db.execute(insert(DeploymentSetting).values(name=_SECRET, value=secrets.token_hex(32))
-                   .on_conflict_do_nothing(index_elements=[DeploymentSetting.name]))
-        stored = db.scalar(
-            select(DeploymentSetting.value).where(DeploymentSetting.name == _SECRET))
-    assert stored is not None
-    return stored.encode("ascii")
+    return deployment_secret(db, _SECRET).encode("ascii")
 
 
 def _mac(db: Session, tenant_id: int, expiry: int, user_ids: Iterable[str],

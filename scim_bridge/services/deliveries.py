@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
@@ -58,3 +59,9 @@ def replay_all(db: Session, tenant_id: int, body: Any) -> dict[str, int]:
     if not isinstance(body, Mapping) or body.get("state") != outbox.DEAD or len(body) != 1:
         raise InvalidValue("send {\"state\": \"dead\"}: only dead deliveries are replayed")
     return {"replayed": outbox.replay(db, tenant_id, utcnow())}
+
+
+def outbox_state(db: Session, now: dt.datetime) -> list[tuple[str, int, float, int]]:
+    """(kind, open deliveries, oldest open age in seconds, dead deliveries), every tenant:
+    what the outbox gauges report."""
+    return outbox.state_by_kind(db, now)

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import importlib
 import logging
-import os
 from pathlib import Path
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from ..db import one_line, sqlite_disk_problem
 from ..migrate import schema_problem
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ def readiness(db: Session, redis_url: str | None) -> dict[str, str]:
     try:
         database_answers(db)
     except Exception as exc:  # any driver failure means "not ready", never a 500
-        log.warning("readiness: the database does not answer: %s", _one_line(exc))
+        log.warning("readiness: the database does not answer: %s", one_line(exc))
         checks["database"] = "the database is not reachable"
         checks["migrations"] = "not checked: the database is not reachable"
     else:
@@ -50,14 +50,16 @@ def readiness(db: Session, redis_url: str | None) -> dict[str, str]:
     return checks
 
 
+_DISK_PROBLEMS = {
+    "read-only": "the SQLite database's file or directory is read-only",
+    "full": "the disk of the SQLite database is full",
+}
+
+
 def _sqlite_disk(path: Path) -> str:
     """A read-only or full disk answers reads but fails every write: not ready for an IdP."""
-    writable = os.access(path.parent, os.W_OK) and (not path.exists() or os.access(path, os.W_OK))
-    if not writable:  # a read-only mount fails this even for root
-        return "the SQLite database's file or directory is read-only"
-    if os.statvfs(path.parent).f_bavail == 0:
-        return "the disk of the SQLite database is full"
-    return OK
+    problem = sqlite_disk_problem(str(path))
+    return _DISK_PROBLEMS[problem] if problem else OK
 
 
 def _redis_answers(url: str) -> str:
@@ -74,10 +76,6 @@ def _redis_answers(url: str) -> str:
         finally:
             client.close()
     except (redis.RedisError, OSError, ValueError) as exc:
-        log.warning("readiness: Redis does not answer: %s", _one_line(exc))
+        log.warning("readiness: Redis does not answer: %s", one_line(exc))
         return "Redis is not reachable"
     return OK
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())

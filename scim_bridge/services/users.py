@@ -21,6 +21,7 @@ from ..events.record import (
     record,
 )
 from ..models import Group, Membership, User, UserValue
+from ..prepared import PreparedInsert
 from ..revocation.choke import revoke_user_sessions
 from ..scim.documents import normalize
 from ..scim.patch import apply_operations, parse_patch_request
@@ -74,8 +75,8 @@ def groups_of(db: Session, user_ids: list[str]) -> dict[str, list[tuple[str, str
 
 _USERS = cast(Table, User.__table__)
 _USER_VALUES = cast(Table, UserValue.__table__)
-_INSERT_USER = insert(_USERS)
-_INSERT_VALUES = insert(_USER_VALUES)
+_INSERT_USER = PreparedInsert(insert(_USERS))
+_INSERT_VALUES = PreparedInsert(insert(_USER_VALUES))
 
 
 def create_user(db: Session, actor: Actor, body: Any) -> Snapshot:
@@ -97,9 +98,8 @@ def create_user(db: Session, actor: Actor, body: Any) -> Snapshot:
     values = value_rows(document, row["id"])
     core = connection(db)
     with unique_violations(_clashes(row["user_name"], row["external_id"])):
-        core.execute(_INSERT_USER, row)
-        if values:
-            core.execute(_INSERT_VALUES, values)
+        _INSERT_USER.run(core, [row])
+        _INSERT_VALUES.run(core, values)
     _record(db, actor, row["id"], row["user_name"], USER_CREATED, "created", occurred_at=now)
     return Snapshot(**row, values=[Snapshot(**value) for value in values])
 

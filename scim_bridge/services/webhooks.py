@@ -1,34 +1,38 @@
-"""Webhook endpoints of a tenant: register (the secret is shown once), list, read, remove.
+"""Webhook endpoints of a tenant: register (the secret is shown once), list, read, remove,
+rotate the secret.
 
-A URL is any absolute ``http``/``https`` URL; loopback and private addresses are accepted,
-since the app's services are usually internal. ``events`` are topics (events/topics.py); left
-out, the endpoint gets every topic.
+A URL is any absolute ``http``/``https`` URL that the ``receiver_urls`` setting allows
+(events/urls.py; by default loopback and private addresses too, since the app's services are
+usually internal). ``events`` are topics (events/topics.py); left out, the endpoint gets every
+topic. A rotation makes a new secret, shown once, and keeps the previous one signing beside it
+for ``webhook_secret_grace`` seconds, so receivers can switch without missing a delivery.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from ..errors import InvalidValue, NotFound
 from ..events.topics import TOPICS
-from ..events.webhooks import KIND, new_secret
+from ..events.urls import check_receiver_url
+from ..events.webhooks import KIND, new_secret, rotated_config
 from ..models import Receiver, ReceiverEventType
 from ..scim.formats import iso
+from ..settings import Settings
 
-_URL_LENGTH = 2048
 
-
-def create_webhook(db: Session, tenant_id: int, body: Any) -> dict[str, Any]:
+def create_webhook(db: Session, tenant_id: int, body: Any, settings: Settings
+                   ) -> dict[str, Any]:
     """Register an endpoint; the answer is the only place its secret ever appears."""
     if not isinstance(body, Mapping):
         raise InvalidValue("the request body must be a JSON object with 'url' and 'events'")
-    url = check_url(body.get("url"))
+    url = check_receiver_url(body.get("url"), settings)
     topics = check_topics(body.get("events", list(TOPICS)))
     secret = new_secret()
     receiver = Receiver(tenant_id=tenant_id, kind=KIND, url=url,
@@ -38,23 +42,6 @@ def create_webhook(db: Session, tenant_id: int, body: Any) -> dict[str, Any]:
     db.add_all(ReceiverEventType(receiver_id=receiver.id, event_type=t) for t in topics)
     db.flush()
     return {**_shown(receiver, topics), "secret": secret}
-
-
-def check_url(raw: Any) -> str:
-    """An absolute http(s) URL with a host, no credentials and no fragment."""
-    if not isinstance(raw, str) or not raw.strip():
-        raise InvalidValue("'url' must be an http or https URL")
-    try:
-        parts = urlsplit(raw)
-        parts.port  # noqa: B018  (raises ValueError for a bad port)
-    except ValueError:
-        raise InvalidValue(f"'url' is not a valid URL: {raw[:200]!r}") from None
-    if (parts.scheme not in ("http", "https") or not parts.hostname or parts.fragment
-            or parts.username is not None or len(raw) > _URL_LENGTH
-            or any(c.isspace() or ord(c) < 32 for c in raw)):
-        raise InvalidValue(f"'url' must be an absolute http or https URL without credentials "
-                           f"or fragment, at most {_URL_LENGTH} characters: {raw[:200]!r}")
-    return raw
 
 
 def check_topics(raw: Any) -> list[str]:
@@ -81,6 +68,21 @@ def get_webhook(db: Session, tenant_id: int, webhook_id: str) -> dict[str, Any]:
     return _shown(receiver, _topics(db, [receiver.id]).get(receiver.id, []))
 
 
+def rotate_secret(db: Session, tenant_id: int, webhook_id: str, settings: Settings
+                  ) -> dict[str, Any]:
+    """A new secret for the endpoint, shown once in the answer; the current one keeps signing
+    beside it until ``retiring_until`` (then only the new one signs)."""
+    receiver = _mine(db, tenant_id, webhook_id, lock=True)
+    secret = new_secret()
+    now = settings.clock()
+    until = now + dt.timedelta(seconds=settings.webhook_secret_grace)
+    receiver.config = json.dumps(rotated_config(json.loads(receiver.config or "{}"), secret,
+                                                now, until))
+    db.flush()
+    return {**_shown(receiver, _topics(db, [receiver.id]).get(receiver.id, [])),
+            "secret": secret, "previous_secret_until": iso(until)}
+
+
 def delete_webhook(db: Session, tenant_id: int, webhook_id: str) -> None:
     """Remove the endpoint with its subscriptions and deliveries (nothing more is sent)."""
     receiver = _mine(db, tenant_id, webhook_id)
@@ -88,9 +90,10 @@ def delete_webhook(db: Session, tenant_id: int, webhook_id: str) -> None:
     db.expunge(receiver)
 
 
-def _mine(db: Session, tenant_id: int, webhook_id: str) -> Receiver:
-    receiver = db.scalar(select(Receiver).where(
-        Receiver.id == webhook_id, Receiver.tenant_id == tenant_id, Receiver.kind == KIND))
+def _mine(db: Session, tenant_id: int, webhook_id: str, lock: bool = False) -> Receiver:
+    query = select(Receiver).where(
+        Receiver.id == webhook_id, Receiver.tenant_id == tenant_id, Receiver.kind == KIND)
+    receiver = db.scalar(query.with_for_update() if lock else query)
     if receiver is None:
         raise NotFound(f"no webhook with id '{webhook_id[:100]}'")
     return receiver
