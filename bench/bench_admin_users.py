@@ -120,8 +120,7 @@ def main() -> None:
         try:
             bench = Bench(url)
             rows = _run(bench, args.users, args.repeats)
-            bench.bridge.request_log.flush()
-            bench.bridge.engine.dispose()
+            bench.bridge.close()
         finally:
             if drop:
                 drop()

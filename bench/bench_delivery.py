@@ -79,8 +79,7 @@ def latency(url: str, count: int) -> tuple[float, float]:
     with receiving() as receiver:
         subscribe(app, receiver.url, ["user.deleted"])
         gaps = deletion_gaps(app, worker, receiver, count, "lat")
-    app.bridge.request_log.flush()
-    app.bridge.engine.dispose()
+    app.bridge.close()
     return percentiles(gaps)
 
 
@@ -161,8 +160,7 @@ def drain(url: str, count: int) -> float:
     finally:
         worker.stop(wait=15)
         receiver.terminate()
-    app.bridge.request_log.flush()
-    app.bridge.engine.dispose()
+    app.bridge.close()
     return elapsed
 
 
@@ -173,8 +171,7 @@ def patch_cost(url: str, receivers: int, repeat: int) -> float:
     patch = workloads(app, 300)["patch"]
     patch(0)
     _, cpu = cost_us(patch, repeat, 1)
-    app.bridge.request_log.flush()
-    app.bridge.engine.dispose()
+    app.bridge.close()
     return cpu
 
 

@@ -277,8 +277,7 @@ def main() -> None:
         try:
             bench = Bench(url)
             rows = _run(bench, seconds, bulk_users, repeats=3 if args.quick else 7)
-            bench.bridge.request_log.flush()
-            bench.bridge.engine.dispose()
+            bench.bridge.close()
         finally:
             if drop:
                 drop()

@@ -59,8 +59,7 @@ def push_latency(url: str, count: int) -> tuple[float, float]:
                                          "endpoint_url": receiver.url,
                                          "authorization_header": "Bearer bench"}})
         gaps = deletion_gaps(app, worker, receiver, count, "push")
-    app.bridge.request_log.flush()
-    app.bridge.engine.dispose()
+    app.bridge.close()
     return percentiles(gaps)
 
 
@@ -105,8 +104,7 @@ def poll_latency(url: str, count: int) -> tuple[float, float]:
     user = app.ok("POST", "/scim/v2/Users", user_body("last@bench.test"))
     app.ok("DELETE", f"/scim/v2/Users/{user['id']}")
     poller.join(30)
-    app.bridge.request_log.flush()
-    app.bridge.engine.dispose()
+    app.bridge.close()
     return percentiles(gaps)
 
 

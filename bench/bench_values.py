@@ -192,8 +192,7 @@ def main() -> None:
         for label, status, latency in measure_huge(bench):
             print(f"{label:<10} {status:>6} {latency:>10.1f}")
         bench.client.close()
-        bench.bridge.request_log.flush()
-        bench.bridge.engine.dispose()
+        bench.bridge.close()
 
 
 if __name__ == "__main__":

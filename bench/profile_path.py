@@ -175,8 +175,7 @@ def main() -> None:
                 for name, work in kinds.items():
                     wall, cpu = cost_us(work, args.repeat, 1)
                     print(f"{name:<8} {wall:>10.0f} {cpu:>10.0f}")
-            app.bridge.request_log.flush()
-            app.bridge.engine.dispose()
+            app.bridge.close()
         finally:
             if drop:
                 drop()

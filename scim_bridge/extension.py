@@ -48,6 +48,13 @@ class Bridge:
         bridge.poll_bell = PollBell(sessions)
         return bridge
 
+    def close(self) -> None:
+        """End this app's background work and release its connections: the request log is
+        written and its writer stopped, the pool emptied. For an app that is done (tests,
+        tools); a server process simply exits."""
+        self.request_log.close()
+        self.engine.dispose()
+
     def deployment_secret(self, name: str) -> str:
         """A secret every instance shares (services/keys.py), read once per process in its own
         committed transaction, so no request's rollback can leave two workers with two keys."""

@@ -14,7 +14,6 @@ from __future__ import annotations
 import atexit
 import logging
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -55,6 +54,7 @@ class RequestLog:
         self._flush_lock = threading.Lock()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        self._stop = threading.Event()  # set to end the current writer thread
         self._since_prune: dict[int | None, int] = {}
         self._dropped = 0
         self._failing = False
@@ -66,21 +66,38 @@ class RequestLog:
             self._trim()
             pending = len(self._pending)
             if self._thread is None:
+                self._stop = threading.Event()
                 self._thread = threading.Thread(
-                    target=self._run, name="scim-bridge-request-log", daemon=True
+                    target=self._run, args=(self._stop,), name="scim-bridge-request-log",
+                    daemon=True,
                 )
                 self._thread.start()
                 atexit.register(self._flush_at_exit)
         if pending >= BATCH_SIZE:
             self._wake.set()
 
-    def _run(self) -> None:
+    def close(self) -> None:
+        """Stop the writer thread and write what is pending, for an app that is done (a test's,
+        a CLI command's); an entry added later starts a new writer."""
+        with self._lock:
+            thread, stop, self._thread = self._thread, self._stop, None
+        if thread is None:
+            return
+        stop.set()
+        self._wake.set()
+        thread.join(timeout=MAX_BACKOFF)
+        atexit.unregister(self._flush_at_exit)
+        self._flush_at_exit()
+
+    def _run(self, stop: threading.Event) -> None:
         delay = self._interval
-        while True:
+        while not stop.is_set():
             if delay > self._interval:
-                time.sleep(delay)  # the database refused the last batch: do not spin on it
+                stop.wait(delay)  # the database refused the last batch: do not spin on it
             else:
                 self._wake.wait(delay)
+            if stop.is_set():
+                return  # close() writes what is left
             self._wake.clear()
             try:
                 self.flush()

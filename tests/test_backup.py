@@ -40,8 +40,7 @@ def _user_names(database_url: str) -> set[str]:
         assert response.status_code == 200, response.text
         return {user["userName"] for user in response.json()["Resources"]}
     finally:
-        app.extensions["scim_bridge"].request_log.flush()
-        app.extensions["scim_bridge"].engine.dispose()
+        app.extensions["scim_bridge"].close()
 
 
 def _integrity(path: Path) -> str:

@@ -362,8 +362,7 @@ def app_on_small_disk(settings: Settings, small_disk: SmallDisk  # noqa: F811
 def _let_go(app: object) -> None:
     """Write the request log while the database is still there, then close the engine."""
     bridge = app.extensions["scim_bridge"]  # type: ignore[attr-defined]
-    bridge.request_log.flush()
-    bridge.engine.dispose()
+    bridge.close()
 
 
 @needs_sqlite

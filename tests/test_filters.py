@@ -178,8 +178,7 @@ def directory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Directory]:
     finally:
         for client in (acme, literals, patching):
             client.close()
-        bridge.request_log.flush()
-        bridge.engine.dispose()
+        bridge.close()
 
 
 # -- which users and groups each filter returns ----------------------------------------------

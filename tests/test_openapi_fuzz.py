@@ -160,8 +160,7 @@ def app_under_test(database_url: str) -> Any:
                          for scope in ("scim", "sessions", "admin", "ssf", "metrics")}
     yield app
     UNDER_TEST.app = None
-    bridge.request_log.flush()
-    bridge.engine.dispose()
+    bridge.close()
 
 
 @schema.parametrize()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 
@@ -91,8 +92,7 @@ def test_retention_is_bounded_per_tenant(settings):
             f"/scim/v2/Users?count={i}" for i in reversed(range(15, 25))
         ]
         assert len(_paths(globex_admin)) == 10
-    app.extensions["scim_bridge"].request_log.flush()
-    app.extensions["scim_bridge"].engine.dispose()
+    app.extensions["scim_bridge"].close()
 
 
 class BusyDatabase:
@@ -193,3 +193,24 @@ def test_past_the_buffer_cap_the_oldest_entries_are_dropped_and_counted(
         assert "dropped the 3 oldest entries" in caplog.text
         busy.release()
         assert _paths(admin) == [f"/scim/v2/Users?count={i}" for i in reversed(range(3, 8))]
+
+
+def _writers() -> int:
+    return sum(thread.name == "scim-bridge-request-log" for thread in threading.enumerate())
+
+
+def test_closing_the_app_writes_what_is_pending_and_ends_its_writer(settings):
+    app = create_app(settings)
+    before = _writers()
+    scim = http_client(app, make_token(app, "okta-prod", "scim"), "/scim/v2")
+    assert scim.get("/Users").status_code == 200
+    assert _writers() == before + 1
+
+    app.extensions["scim_bridge"].close()
+
+    assert _writers() == before
+    engine = create_engine(settings.database_url)
+    with engine.connect() as connection:
+        paths = connection.execute(text("SELECT path FROM request_log")).scalars().all()
+    engine.dispose()
+    assert paths == ["/scim/v2/Users"]
