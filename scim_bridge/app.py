@@ -6,6 +6,7 @@ from __future__ import annotations
 from flask import Flask
 
 from . import observability, web
+from .bridge_app import BridgeApp
 from .endpoints import (
     admin,
     errors,
@@ -28,7 +29,7 @@ from .settings import Settings
 
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or Settings.from_env()
-    app = Flask(__name__)
+    app = BridgeApp(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_payload_bytes
     # A tenant URL saved with a trailing slash must not turn into an HTML redirect.
     app.url_map.strict_slashes = False

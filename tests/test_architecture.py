@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import inspect
 import re
 from pathlib import Path
 
@@ -100,6 +101,17 @@ def test_the_app_module_is_only_the_factory() -> None:
     functions = [node.name for node in tree.body if isinstance(node, ast.FunctionDef)]
     classes = [node.name for node in tree.body if isinstance(node, ast.ClassDef)]
     assert functions == ["create_app"] and classes == [], "app.py holds only create_app"
+
+
+def test_no_view_or_hook_is_a_coroutine(app) -> None:
+    """BridgeApp runs every view and hook as a plain call (no ``ensure_sync``)."""
+    hooks = [*app.view_functions.values(), *app.teardown_appcontext_funcs]
+    for registry in (app.before_request_funcs, app.after_request_funcs,
+                     app.teardown_request_funcs):
+        hooks.extend(func for funcs in registry.values() for func in funcs)
+    hooks.extend(func for by_code in app.error_handler_spec.values()
+                 for by_class in by_code.values() for func in by_class.values())
+    assert hooks and not [func for func in hooks if inspect.iscoroutinefunction(func)]
 
 
 def test_the_rules_catch_an_upward_import(tmp_path: Path) -> None:

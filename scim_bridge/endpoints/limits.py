@@ -19,11 +19,11 @@ def init_app(app: Flask) -> None:
 
 
 def refuse_oversized_stream() -> None:
+    if "chunked" not in request.environ.get("HTTP_TRANSFER_ENCODING", "").lower():
+        return  # most requests: read straight from the environ, no header parsing
     limit = request.max_content_length
     if limit is None or request.content_length is not None:
         return  # no limit, or werkzeug checks the declared length itself
-    if "chunked" not in request.headers.get("Transfer-Encoding", "").lower():
-        return
     try:
         body = request.get_data(cache=True)  # stops at the limit; later readers get the cache
         over_limit = len(body) >= limit and bool(request.environ["wsgi.input"].read(1))
