@@ -53,8 +53,8 @@ class RequestLog:
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
         self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._stop = threading.Event()  # set to end the current writer thread
+        #: The running writer thread and the event that ends it.
+        self._writer: tuple[threading.Thread, threading.Event] | None = None
         self._since_prune: dict[int | None, int] = {}
         self._dropped = 0
         self._failing = False
@@ -65,24 +65,24 @@ class RequestLog:
             self._pending.append(entry)
             self._trim()
             pending = len(self._pending)
-            if self._thread is None:
-                self._stop = threading.Event()
-                self._thread = threading.Thread(
-                    target=self._run, args=(self._stop,), name="scim-bridge-request-log",
-                    daemon=True,
-                )
-                self._thread.start()
+            if self._writer is None:
+                stop = threading.Event()
+                thread = threading.Thread(target=self._run, args=(stop,),
+                                          name="scim-bridge-request-log", daemon=True)
+                self._writer = thread, stop
+                thread.start()
                 atexit.register(self._flush_at_exit)
         if pending >= BATCH_SIZE:
             self._wake.set()
 
     def close(self) -> None:
         """Stop the writer thread and write what is pending, for an app that is done (a test's,
-        a CLI command's); an entry added later starts a new writer."""
+        a benchmark's); an entry added later starts a new writer."""
         with self._lock:
-            thread, stop, self._thread = self._thread, self._stop, None
-        if thread is None:
+            writer, self._writer = self._writer, None
+        if writer is None:
             return
+        thread, stop = writer
         stop.set()
         self._wake.set()
         thread.join(timeout=MAX_BACKOFF)
@@ -91,7 +91,7 @@ class RequestLog:
 
     def _run(self, stop: threading.Event) -> None:
         delay = self._interval
-        while not stop.is_set():
+        while True:
             if delay > self._interval:
                 stop.wait(delay)  # the database refused the last batch: do not spin on it
             else:
